@@ -1,0 +1,191 @@
+/**
+ * The HTTP side of the server API: `POST /api/<method>` with a JSON object body, and the
+ * legacy `POST /api` with newline-delimited `{"id","method","params"}` commands.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
+import type { RotorNode } from '../node.js';
+import { Errors, httpStatusOf, RotorError, toReplyError, type ReplyError } from '../protocol/codes.js';
+import { LEGACY_METHOD_NAMES, METHODS } from './methods.js';
+import { asParams } from './params.js';
+
+class BodyTooLarge extends Error {}
+
+/** Reads the request body up to `limit` bytes; rejects with BodyTooLarge past it. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) {
+      reject(new BodyTooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new BodyTooLarge());
+        req.removeAllListeners('data');
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function errorBody(error: ReplyError): string {
+  return JSON.stringify({ code: error.code, message: error.message });
+}
+
+export class ApiHandler {
+  private readonly key: Buffer | undefined;
+  private shuttingDown = false;
+
+  constructor(
+    private readonly node: RotorNode,
+    private readonly logger: Logger,
+  ) {
+    const { api_key: key, api_insecure: insecure } = node.config;
+    this.key = key === '' ? undefined : Buffer.from(key);
+    if (insecure) logger.warn('server API runs without authentication (api_insecure is on)');
+    else if (this.key === undefined) logger.warn('server API rejects every call with 401: set api_key, or api_insecure for development');
+  }
+
+  /** Makes new API calls return 503 while the server shuts down. */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
+    if (req.method !== 'POST') {
+      send(res, 405, errorBody(Errors.badRequest), { Allow: 'POST' });
+      return;
+    }
+    if (!this.authorized(req, query)) {
+      send(res, 401, errorBody(Errors.unauthorized));
+      return;
+    }
+    if (this.shuttingDown) {
+      send(res, 503, errorBody(Errors.notAvailable), { Connection: 'close' });
+      return;
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, this.node.config.api_max_body_size);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        this.logger.info({ limit: this.node.config.api_max_body_size, path }, 'api request body too large');
+        send(res, 413, errorBody({ code: 107, message: 'request body too large' }), { Connection: 'close' });
+        return;
+      }
+      this.logger.debug({ err }, 'api request body read failed');
+      return;
+    }
+    const transportMode =
+      this.node.config.api_error_mode === 'transport' || req.headers['x-centrifugo-error-mode']?.toString().toLowerCase() === 'transport';
+    if (path === '/api' || path === '/api/') await this.handleLegacy(res, body);
+    else await this.handleMethod(res, path.slice('/api/'.length), body, transportMode);
+  }
+
+  private authorized(req: IncomingMessage, query: URLSearchParams): boolean {
+    if (this.node.config.api_insecure) return true;
+    if (this.key === undefined) return false;
+    let presented = req.headers['x-api-key'];
+    if (presented === undefined) {
+      const match = /^apikey\s+(.+)$/i.exec(req.headers.authorization ?? '');
+      presented = match?.[1] ?? query.get('api_key') ?? undefined;
+    }
+    if (typeof presented !== 'string') return false;
+    const candidate = Buffer.from(presented.trim());
+    return candidate.length === this.key.length && timingSafeEqual(candidate, this.key);
+  }
+
+  private async handleMethod(res: ServerResponse, name: string, body: Buffer, transportMode: boolean): Promise<void> {
+    const method = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
+    if (method === undefined) {
+      send(res, 404, errorBody(Errors.methodNotFound));
+      return;
+    }
+    let params: unknown;
+    try {
+      params = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+    } catch {
+      send(res, 400, errorBody({ code: 107, message: 'malformed JSON body' }));
+      return;
+    }
+    try {
+      const result = await method(this.node, asParams(params, 'request body'));
+      send(res, 200, `{"result":${result}}`);
+    } catch (err) {
+      const error = this.replyError(err, name);
+      if (transportMode) send(res, httpStatusOf(error.code), errorBody(error));
+      else send(res, 200, `{"error":${errorBody(error)}}`);
+    }
+  }
+
+  private async handleLegacy(res: ServerResponse, body: Buffer): Promise<void> {
+    const lines = body
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '');
+    if (lines.length === 0) {
+      send(res, 400, errorBody({ code: 107, message: 'empty request body' }));
+      return;
+    }
+    const commands: Array<Record<string, unknown>> = [];
+    for (const line of lines) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        send(res, 400, errorBody({ code: 107, message: 'malformed JSON command' }));
+        return;
+      }
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        send(res, 400, errorBody({ code: 107, message: 'a command must be a JSON object' }));
+        return;
+      }
+      commands.push(parsed as Record<string, unknown>);
+    }
+    const replies: string[] = [];
+    for (const command of commands) {
+      const id = typeof command.id === 'number' && command.id > 0 ? `"id":${command.id},` : '';
+      try {
+        const name = legacyMethodName(command.method);
+        const method = name === undefined ? undefined : METHODS[name];
+        if (method === undefined) throw new RotorError(Errors.methodNotFound, { detail: `unknown method ${JSON.stringify(command.method)}` });
+        const result = await method(this.node, asParams(command.params ?? {}, '"params"'));
+        replies.push(`{${id}"result":${result}}`);
+      } catch (err) {
+        replies.push(`{${id}"error":${errorBody(this.replyError(err, String(command.method)))}}`);
+      }
+    }
+    // No trailing newline: clients split the body on '\n' and parse every piece.
+    send(res, 200, replies.join('\n'));
+  }
+
+  private replyError(err: unknown, method: string): ReplyError {
+    const error = toReplyError(err);
+    if (error.code === Errors.internal.code) this.logger.error({ err, method }, 'api call failed');
+    else this.logger.debug({ method, code: error.code, detail: (err as Error).message }, 'api call rejected');
+    return error;
+  }
+}
+
+/** Resolves a legacy method given as a number or a case-insensitive name. */
+function legacyMethodName(method: unknown): string | undefined {
+  if (method === undefined || method === null) return 'publish';
+  if (typeof method === 'number') return LEGACY_METHOD_NAMES[method];
+  if (typeof method !== 'string') return undefined;
+  const name = method.toLowerCase();
+  return Object.hasOwn(METHODS, name) ? name : undefined;
+}

@@ -1,0 +1,186 @@
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Scheduler } from './actors/scheduler.js';
+import { ApiHandler } from './api/handler.js';
+import { ChannelResolver } from './config/channels.js';
+import type { Config } from './config/options.js';
+import type { Logger } from './log.js';
+import { RotorNode } from './node.js';
+import { Hub } from './transport/hub.js';
+
+/** A start-up failure an operator can fix (port taken, data directory not writable). */
+export class StartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartError';
+  }
+}
+
+const MANIFEST = 'rotor.json';
+/** How often expired history and presence are deleted; expiry itself is checked on every read. */
+const SWEEP_INTERVAL_MS = 10_000;
+
+interface Manifest {
+  readonly format: 1;
+  readonly shards: number;
+}
+
+/**
+ * Creates the data directory, checks that it is writable, and returns the shard count
+ * it was created with: the shard of a channel must never change for a data directory.
+ */
+function prepareDataDir(config: Config, logger: Logger): { dir: string; shards: number } {
+  const dir = resolve(config.data_dir);
+  const manifestPath = join(dir, MANIFEST);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new StartError(
+      `data directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code}): fix its permissions or set data_dir`,
+      { cause: err },
+    );
+  }
+  let manifest: Manifest | undefined;
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new StartError(`cannot read ${manifestPath}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  if (manifest !== undefined) {
+    if (manifest.shards !== config.actor_shards) {
+      logger.warn({ configured: config.actor_shards, stored: manifest.shards, dataDir: dir }, 'actor_shards differs from the data directory; using the stored value');
+    }
+    return { dir, shards: manifest.shards };
+  }
+  try {
+    writeFileSync(manifestPath, JSON.stringify({ format: 1, shards: config.actor_shards } satisfies Manifest) + '\n');
+  } catch (err) {
+    throw new StartError(`data directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code}): fix its permissions or set data_dir`, {
+      cause: err,
+    });
+  }
+  return { dir, shards: config.actor_shards };
+}
+
+/** Returns the default pool size: one thread per spare core, leaving one core for sockets. */
+function defaultWorkers(): number {
+  return Math.max(1, Math.min(8, availableParallelism() - 1));
+}
+
+/** One Rotor node: the HTTP server, the server API, and the actor pool behind them. */
+export class RotorServer {
+  readonly node: RotorNode;
+  readonly scheduler: Scheduler;
+  private readonly http: Server;
+  private readonly api: ApiHandler;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: Config,
+    private readonly logger: Logger,
+    port: number,
+    dataDir: string,
+    shards: number,
+  ) {
+    const workers = Math.min(config.actor_workers || defaultWorkers(), shards);
+    this.scheduler = new Scheduler({ workers, shards, workerData: { config, dataDir }, logger: logger.child({ component: 'scheduler' }) });
+    this.node = new RotorNode(config, new ChannelResolver(config), this.scheduler, new Hub(), logger, port);
+    this.api = new ApiHandler(this.node, logger.child({ component: 'api' }));
+    this.http = createServer((req, res) => this.route(req, res));
+    logger.info({ workers, shards, storage: config.history_storage, dataDir }, 'actor pool started');
+  }
+
+  /** Starts a server and resolves once it listens. */
+  static async start(config: Config, logger: Logger): Promise<RotorServer> {
+    const { dir, shards } = config.history_storage === 'sqlite' ? prepareDataDir(config, logger) : { dir: resolve(config.data_dir), shards: config.actor_shards };
+    const server = new RotorServer(config, logger, config.port, dir, shards);
+    try {
+      await server.listen();
+    } catch (err) {
+      await server.scheduler.close();
+      throw err;
+    }
+    server.sweepTimer = setInterval(() => {
+      server.scheduler.sweep().catch((err: unknown) => logger.error({ err }, 'history sweep failed'));
+    }, SWEEP_INTERVAL_MS);
+    server.sweepTimer.unref();
+    return server;
+  }
+
+  /** The address the server listens on. */
+  get address(): AddressInfo {
+    return this.http.address() as AddressInfo;
+  }
+
+  /** The base URL of the server, for example http://127.0.0.1:8000. */
+  get url(): string {
+    const { address, port, family } = this.address;
+    return `http://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
+  }
+
+  private listen(): Promise<void> {
+    const { address, port } = this.config;
+    return new Promise((resolvePromise, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        if (err.code === 'EADDRINUSE') {
+          reject(new StartError(`port ${port} on ${address} is already in use: stop the other process or set another port (--port)`, { cause: err }));
+        } else if (err.code === 'EACCES') {
+          reject(new StartError(`no permission to listen on ${address}:${port}: use a port above 1023 or run with the needed privileges`, { cause: err }));
+        } else reject(new StartError(`cannot listen on ${address}:${port}: ${err.message}`, { cause: err }));
+      };
+      this.http.once('error', onError);
+      this.http.listen(port, address, () => {
+        this.http.off('error', onError);
+        this.logger.info({ url: this.url, version: this.node.version, name: this.node.name }, 'rotor listening');
+        resolvePromise();
+      });
+    });
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (path === '/api' || path.startsWith('/api/')) {
+      this.api.handle(req, res, path, url.searchParams).catch((err: unknown) => {
+        this.logger.error({ err, path }, 'api request failed');
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+      return;
+    }
+    if (path === '/health') {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 2 }).end('{}');
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  }
+
+  /**
+   * Shuts down gracefully: stops accepting connections, lets the commands in flight
+   * finish and commit, closes the databases and the worker pool.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.logger.info('shutting down');
+    clearInterval(this.sweepTimer);
+    this.api.beginShutdown();
+    const stopped = new Promise<void>((done) => this.http.close(() => done()));
+    this.http.closeIdleConnections();
+    await this.scheduler.close();
+    // Keep-alive connections with a request in progress get their response before they close.
+    const timeout = setTimeout(() => this.http.closeAllConnections(), this.config.shutdown_timeout);
+    await stopped;
+    clearTimeout(timeout);
+    this.logger.info('shutdown complete');
+  }
+}
