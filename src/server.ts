@@ -10,6 +10,7 @@ import type { Config } from './config/options.js';
 import type { Logger } from './log.js';
 import { RotorNode } from './node.js';
 import { Hub } from './transport/hub.js';
+import { handlePage } from './web/pages.js';
 
 /** A start-up failure an operator can fix (port taken, data directory not writable). */
 export class StartError extends Error {
@@ -158,6 +159,7 @@ export class RotorServer {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 2 }).end('{}');
       return;
     }
+    if (handlePage(req, res, path, this.node)) return;
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
   }
 
