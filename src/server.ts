@@ -9,7 +9,13 @@ import { ChannelResolver } from './config/channels.js';
 import type { Config } from './config/options.js';
 import type { Logger } from './log.js';
 import { RotorNode } from './node.js';
+import { TokenVerifier } from './auth/tokens.js';
+import { Disconnects } from './protocol/codes.js';
 import { Hub } from './transport/hub.js';
+import type { Session } from './transport/session.js';
+import { TimerWheel } from './transport/timer-wheel.js';
+import { WEBSOCKET_PATH, WebSocketEndpoint } from './transport/websocket.js';
+import { WriteScheduler } from './transport/write-scheduler.js';
 import { handlePage } from './web/pages.js';
 
 /** A start-up failure an operator can fix (port taken, data directory not writable). */
@@ -80,6 +86,8 @@ export class RotorServer {
   readonly scheduler: Scheduler;
   private readonly http: Server;
   private readonly api: ApiHandler;
+  private readonly wheel: TimerWheel;
+  private readonly websocket: WebSocketEndpoint;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
@@ -92,9 +100,25 @@ export class RotorServer {
   ) {
     const workers = Math.min(config.actor_workers || defaultWorkers(), shards);
     this.scheduler = new Scheduler({ workers, shards, workerData: { config, dataDir }, logger: logger.child({ component: 'scheduler' }) });
-    this.node = new RotorNode(config, new ChannelResolver(config), this.scheduler, new Hub(), logger, port);
+    const hub = new Hub<Session>();
+    this.node = new RotorNode(config, new ChannelResolver(config), this.scheduler, hub, logger, port);
     this.api = new ApiHandler(this.node, logger.child({ component: 'api' }));
+    this.wheel = new TimerWheel((err) => logger.error({ err }, 'connection timer failed'));
+    this.websocket = new WebSocketEndpoint({
+      node: this.node,
+      config,
+      hub,
+      wheel: this.wheel,
+      tokens: new TokenVerifier(config),
+      writes: new WriteScheduler(),
+      logger: logger.child({ component: 'client' }),
+    });
     this.http = createServer((req, res) => this.route(req, res));
+    this.http.on('upgrade', (req, socket, head) => {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (path === WEBSOCKET_PATH) this.websocket.upgrade(req, socket, head);
+      else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
     logger.info({ workers, shards, storage: config.history_storage, dataDir }, 'actor pool started');
   }
 
@@ -178,7 +202,9 @@ export class RotorServer {
     this.api.beginShutdown();
     const stopped = new Promise<void>((done) => this.http.close(() => done()));
     this.http.closeIdleConnections();
+    this.websocket.closeAll(Disconnects.shutdown);
     await this.scheduler.close();
+    this.wheel.close();
     // Keep-alive connections with a request in progress get their response before they close.
     const timeout = setTimeout(() => this.http.closeAllConnections(), this.config.shutdown_timeout);
     await stopped;

@@ -1,0 +1,306 @@
+import { randomUUID } from 'node:crypto';
+import { TokenError, type ConnectionClaims, type TokenVerifier } from '../auth/tokens.js';
+import type { Config } from '../config/options.js';
+import type { Logger } from '../log.js';
+import type { RotorNode } from '../node.js';
+import { DisconnectError, Disconnects, Errors, toReplyError, type Disconnect } from '../protocol/codes.js';
+import { PING, decodeCommands, encodeErrorReply, encodePush, encodeReply, type ClientCommand } from '../protocol/client.js';
+import type { Hub } from './hub.js';
+import { handleCommand } from './commands.js';
+import type { Subscription } from './subscription.js';
+import type { TimerWheel, WheelTimer } from './timer-wheel.js';
+import type { WriteScheduler } from './write-scheduler.js';
+
+/** The byte pipe under a session: a WebSocket, or later a SockJS or HTTP-streaming connection. */
+export interface Transport {
+  readonly name: string;
+  /** Sends one transport message (a WebSocket text frame). */
+  send(message: Buffer | string): void;
+  close(code: number, reason: string): void;
+  /** Bytes handed to the transport and not yet written to the kernel. */
+  bufferedAmount(): number;
+}
+
+/** Everything a session uses that is shared by all sessions of the node. */
+export interface SessionContext {
+  readonly node: RotorNode;
+  readonly config: Config;
+  readonly hub: Hub<Session>;
+  readonly wheel: TimerWheel;
+  readonly tokens: TokenVerifier;
+  readonly writes: WriteScheduler;
+  readonly logger: Logger;
+}
+
+type State = 'connecting' | 'connected' | 'rejected' | 'closed';
+
+const NEWLINE = Buffer.from('\n');
+
+/**
+ * One client connection: the protocol state machine of the v2 client protocol, its
+ * subscriptions and its outbound queue. Commands run one at a time in arrival order.
+ * Outbound messages queue during an event-loop turn and leave as one transport message
+ * of newline-separated replies and pushes.
+ */
+export class Session {
+  readonly id = randomUUID();
+  user = '';
+  /** `conn_info` from the connection token, as JSON text. */
+  connInfo: string | undefined;
+  /** Connection expiry (unix seconds); 0 never. */
+  expireAt = 0;
+  state: State = 'connecting';
+  readonly subscriptions = new Map<string, Subscription>();
+  readonly logger: Logger;
+
+  private queue: Array<Buffer | string> = [];
+  private queuedBytes = 0;
+  private scheduled = false;
+  private processing: Promise<void> = Promise.resolve();
+  private staleTimer: WheelTimer | undefined;
+  private pingTimer: WheelTimer | undefined;
+  private pongTimer: WheelTimer | undefined;
+  private expiryTimer: WheelTimer | undefined;
+  private presenceTimer: WheelTimer | undefined;
+
+  constructor(
+    readonly context: SessionContext,
+    readonly transport: Transport,
+  ) {
+    this.logger = context.logger.child({ client: this.id, transport: transport.name });
+    this.staleTimer = context.wheel.schedule(context.config.client_stale_close_delay, () => {
+      if (this.state === 'connecting' || this.state === 'rejected') this.disconnect(Disconnects.stale);
+    });
+    this.logger.debug('client connection opened');
+  }
+
+  /** Handles one incoming transport message of newline-delimited JSON commands. */
+  receive(text: string): void {
+    if (this.state === 'closed' || this.state === 'rejected') return;
+    let commands: ClientCommand[];
+    try {
+      commands = decodeCommands(text);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.processing = this.processing.then(async () => {
+      for (const command of commands) {
+        if (this.state === 'closed' || this.state === 'rejected') return;
+        try {
+          await handleCommand(this, command);
+        } catch (err) {
+          this.fail(err, command);
+        }
+      }
+    });
+  }
+
+  /** Cleans up after the transport closed, whoever closed it. */
+  closed(): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    const { wheel, hub } = this.context;
+    for (const timer of [this.staleTimer, this.pingTimer, this.pongTimer, this.expiryTimer, this.presenceTimer]) wheel.cancel(timer);
+    for (const subscription of [...this.subscriptions.values()]) this.dropSubscription(subscription, true);
+    if (wasConnected) hub.removeClient(this);
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.logger.debug('client connection closed');
+  }
+
+  /** Closes the connection with a disconnect code; the client reconnects or not by the code. */
+  disconnect(reason: Disconnect): void {
+    if (this.state === 'closed') return;
+    this.flush();
+    this.logger.debug({ code: reason.code, reason: reason.reason }, 'disconnecting client');
+    this.transport.close(reason.code, reason.reason);
+    this.closed();
+  }
+
+  /** Queues one message for the client; the queue leaves as one transport message at the end of the turn. */
+  enqueue(message: Buffer | string): void {
+    if (this.state === 'closed') return;
+    this.queue.push(message);
+    // String length counts UTF-16 units, close to bytes for the ASCII-heavy JSON here.
+    this.queuedBytes += message.length;
+    if (this.queuedBytes > this.context.config.client_queue_max_size) {
+      this.slow();
+      return;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.context.writes.schedule(this);
+    }
+  }
+
+  /** Writes the queued messages as one transport message. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.queue.length === 0 || this.state === 'closed') return;
+    const queue = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.transport.send(queue.length === 1 ? queue[0]! : joinMessages(queue));
+    if (this.transport.bufferedAmount() > this.context.config.client_queue_max_size) this.slow();
+  }
+
+  rejectMessage(err: unknown): void {
+    this.fail(err);
+  }
+
+  reply(id: number, method: string, resultJson: string): void {
+    this.enqueue(encodeReply(id, method, resultJson));
+  }
+
+  /** Applies verified connection claims: user, info, and expiry with client-side refresh. */
+  authenticate(claims: Pick<ConnectionClaims, 'user' | 'info' | 'expireAt'>): void {
+    this.user = claims.user;
+    this.connInfo = claims.info;
+    this.setExpiry(claims.expireAt);
+  }
+
+  /** Sets the connection expiry and schedules the close that follows it unless a refresh arrives. */
+  setExpiry(expireAt: number): void {
+    const { wheel, config } = this.context;
+    this.expireAt = expireAt;
+    wheel.cancel(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (expireAt === 0) return;
+    const delay = expireAt * 1000 - Date.now() + config.client_expired_close_delay;
+    this.expiryTimer = wheel.schedule(delay, () => {
+      this.expiryTimer = undefined;
+      if (this.expireAt !== 0 && this.expireAt * 1000 <= Date.now()) this.disconnect(Disconnects.expired);
+    });
+  }
+
+  /** Moves the session to connected: registers it, starts pings and presence refresh. */
+  markConnected(): void {
+    const { wheel, hub, config } = this.context;
+    this.state = 'connected';
+    wheel.cancel(this.staleTimer);
+    this.staleTimer = undefined;
+    hub.addClient(this);
+    // The first ping comes at a random moment in the second half of the interval, so
+    // clients that connected together do not get their pings together.
+    this.schedulePing(config.ping_interval / 2 + Math.random() * (config.ping_interval / 2));
+  }
+
+  /** Marks the connection unusable after a failed connect; the client closes or reconnects. */
+  reject(): void {
+    this.state = 'rejected';
+  }
+
+  pong(): void {
+    this.context.wheel.cancel(this.pongTimer);
+    this.pongTimer = undefined;
+  }
+
+  addPresence(subscription: Subscription): void {
+    this.sendPresence(subscription);
+    if (this.presenceTimer === undefined) this.schedulePresenceRefresh();
+  }
+
+  /** Removes a subscription everywhere; with `announce`, subscribers see the leave. */
+  dropSubscription(subscription: Subscription, announce: boolean): void {
+    const { hub, node, wheel } = this.context;
+    if (this.subscriptions.get(subscription.channel) === subscription) this.subscriptions.delete(subscription.channel);
+    const wasLive = subscription.live;
+    hub.removeSubscription(subscription);
+    wheel.cancel(subscription.expiryTimer);
+    const info = subscription.clientInfo(this.connInfo);
+    if (subscription.flags.presence) {
+      node.scheduler.send({ type: 'presence_remove', channel: subscription.channel, client: this.id }).catch((err: unknown) => {
+        this.logger.warn({ err, channel: subscription.channel }, 'presence remove failed');
+      });
+    }
+    if (announce && wasLive && subscription.flags.emitJoinLeave) hub.broadcastPresenceEvent(subscription.channel, 'leave', info);
+  }
+
+  /** Sends an unsubscribe push for a subscription the server ended. */
+  pushUnsubscribe(subscription: Subscription, code: number, reason: string): void {
+    this.dropSubscription(subscription, true);
+    this.enqueue(encodePush(subscription.channel, 'unsubscribe', JSON.stringify({ code, reason })));
+  }
+
+  private slow(): void {
+    this.logger.warn({ limit: this.context.config.client_queue_max_size }, 'client queue over the limit, disconnecting slow client');
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.transport.close(Disconnects.slow.code, Disconnects.slow.reason);
+    this.closed();
+  }
+
+  /** Turns an error from a command into a reply error or a disconnect. */
+  private fail(err: unknown, command?: ClientCommand): void {
+    if (err instanceof DisconnectError) {
+      this.logger.info({ code: err.disconnect.code, detail: err.message, method: command?.method }, 'client protocol violation');
+      this.disconnect(err.disconnect);
+      return;
+    }
+    if (err instanceof TokenError) {
+      this.logger.info({ detail: err.message }, 'invalid token');
+      this.disconnect(Disconnects.invalidToken);
+      return;
+    }
+    const error = toReplyError(err);
+    if (error.code === Errors.internal.code) this.logger.error({ err, method: command?.method }, 'client command failed');
+    else this.logger.debug({ code: error.code, method: command?.method, detail: (err as Error).message }, 'client command rejected');
+    if (command === undefined || command.id === 0) {
+      this.disconnect(Disconnects.internal);
+      return;
+    }
+    this.enqueue(encodeErrorReply(command.id, error));
+    if (command.method === 'connect') this.reject();
+  }
+
+  private schedulePing(delay: number): void {
+    const { wheel, config } = this.context;
+    this.pingTimer = wheel.schedule(delay, () => {
+      if (this.state !== 'connected') return;
+      this.enqueue(PING);
+      if (this.pongTimer === undefined) {
+        this.pongTimer = wheel.schedule(config.pong_timeout, () => {
+          this.pongTimer = undefined;
+          this.disconnect(Disconnects.noPong);
+        });
+      }
+      this.schedulePing(config.ping_interval);
+    });
+  }
+
+  private sendPresence(subscription: Subscription): void {
+    const { node, config } = this.context;
+    const command = { type: 'presence_add', channel: subscription.channel, info: subscription.clientInfo(this.connInfo), ttl: config.presence_ttl } as const;
+    node.scheduler.send(command).catch((err: unknown) => {
+      this.logger.warn({ err, channel: subscription.channel }, 'presence update failed');
+    });
+  }
+
+  private schedulePresenceRefresh(): void {
+    const { wheel, config } = this.context;
+    this.presenceTimer = wheel.schedule(config.client_presence_update_interval, () => {
+      this.presenceTimer = undefined;
+      if (this.state === 'closed') return;
+      let any = false;
+      for (const subscription of this.subscriptions.values()) {
+        if (!subscription.flags.presence) continue;
+        any = true;
+        this.sendPresence(subscription);
+      }
+      if (any) this.schedulePresenceRefresh();
+    });
+  }
+}
+
+function joinMessages(queue: Array<Buffer | string>): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < queue.length; i++) {
+    if (i > 0) parts.push(NEWLINE);
+    const message = queue[i]!;
+    parts.push(typeof message === 'string' ? Buffer.from(message) : message);
+  }
+  return Buffer.concat(parts);
+}
+
