@@ -6,6 +6,7 @@ import type { RotorNode } from '../node.js';
 import { Errors, RotorError, toReplyError } from '../protocol/codes.js';
 import { encodeClientInfo, encodePublications } from '../protocol/json.js';
 import type { HistoryQuery } from '../storage/history-store.js';
+import { CONNECTION_METHODS } from './connections.js';
 import { asParams, readBool, readData, readInt, readPosition, readString, readStrings, readTags, type Params } from './params.js';
 
 export type ApiMethod = (node: RotorNode, params: Params) => Promise<string>;
@@ -54,6 +55,8 @@ export function globToRegExp(pattern: string): RegExp {
 }
 
 export const METHODS: Readonly<Record<string, ApiMethod>> = {
+  ...CONNECTION_METHODS,
+
   async publish(node, params) {
     return publishOne(node, readString(params, 'channel', true), params);
   },
