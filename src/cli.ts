@@ -102,13 +102,16 @@ async function serve(args: ParsedArgs): Promise<void> {
     }
     throw err;
   }
-  let signals = 0;
+  let firstSignalAt = 0;
   const stop = (signal: string): void => {
-    signals++;
-    if (signals > 1) {
-      logger.warn({ signal }, 'second signal, exiting without waiting');
+    if (firstSignalAt !== 0) {
+      // GNU timeout and some supervisors send the same signal twice at once (to the
+      // process and to its group); only a later signal means "stop waiting".
+      if (Date.now() - firstSignalAt < 1000) return;
+      logger.warn({ signal }, 'second signal, exiting without waiting for shutdown');
       process.exit(1);
     }
+    firstSignalAt = Date.now();
     logger.info({ signal }, 'signal received');
     server.close().then(
       () => process.exit(0),

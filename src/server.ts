@@ -46,10 +46,7 @@ function prepareDataDir(config: Config, logger: Logger): { dir: string; shards: 
     mkdirSync(dir, { recursive: true });
     accessSync(dir, constants.W_OK);
   } catch (err) {
-    throw new StartError(
-      `data directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code}): fix its permissions or set data_dir`,
-      { cause: err },
-    );
+    throw new StartError(dataDirProblem(dir, err as NodeJS.ErrnoException), { cause: err });
   }
   let manifest: Manifest | undefined;
   try {
@@ -68,11 +65,21 @@ function prepareDataDir(config: Config, logger: Logger): { dir: string; shards: 
   try {
     writeFileSync(manifestPath, JSON.stringify({ format: 1, shards: config.actor_shards } satisfies Manifest) + '\n');
   } catch (err) {
-    throw new StartError(`data directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code}): fix its permissions or set data_dir`, {
-      cause: err,
-    });
+    throw new StartError(dataDirProblem(dir, err as NodeJS.ErrnoException), { cause: err });
   }
   return { dir, shards: config.actor_shards };
+}
+
+/** Describes why the data directory cannot be used, with what to do about it. */
+function dataDirProblem(dir: string, err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOTDIR':
+      return `cannot create data directory ${dir}: part of the path is a file, not a directory; set data_dir to another path`;
+    case 'EEXIST':
+      return `data directory ${dir} exists and is not a directory; remove it or set data_dir to another path`;
+    default:
+      return `data directory ${dir} is not writable (${err.code}): fix its permissions or set data_dir to another path`;
+  }
 }
 
 /** Returns the default pool size: one thread per spare core, leaving one core for sockets. */

@@ -46,6 +46,15 @@ function errorBody(error: ReplyError): string {
   return JSON.stringify({ code: error.code, message: error.message });
 }
 
+/**
+ * Sends an error with an HTTP status other than 200. The transport error mode gets the bare
+ * `{"code","message"}` body. Otherwise the error is wrapped as `{"error":{...}}`, because
+ * cent.js 6.1 ignores the status and reads any JSON body without an "error" field as a success.
+ */
+function sendError(res: ServerResponse, status: number, error: ReplyError, transportMode: boolean, headers: Record<string, string> = {}): void {
+  send(res, status, transportMode ? errorBody(error) : `{"error":${errorBody(error)}}`, headers);
+}
+
 export class ApiHandler {
   private readonly key: Buffer | undefined;
   private shuttingDown = false;
@@ -66,16 +75,21 @@ export class ApiHandler {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
+    const legacy = path === '/api' || path === '/api/';
+    // The legacy endpoint sends newline-delimited replies, so it has no transport error mode.
+    const transportMode =
+      !legacy &&
+      (this.node.config.api_error_mode === 'transport' || req.headers['x-centrifugo-error-mode']?.toString().toLowerCase() === 'transport');
     if (req.method !== 'POST') {
-      send(res, 405, errorBody(Errors.badRequest), { Allow: 'POST' });
+      sendError(res, 405, Errors.badRequest, transportMode, { Allow: 'POST' });
       return;
     }
     if (!this.authorized(req, query)) {
-      send(res, 401, errorBody(Errors.unauthorized));
+      sendError(res, 401, Errors.unauthorized, transportMode);
       return;
     }
     if (this.shuttingDown) {
-      send(res, 503, errorBody(Errors.notAvailable), { Connection: 'close' });
+      sendError(res, 503, Errors.notAvailable, transportMode, { Connection: 'close' });
       return;
     }
     let body: Buffer;
@@ -84,42 +98,51 @@ export class ApiHandler {
     } catch (err) {
       if (err instanceof BodyTooLarge) {
         this.logger.info({ limit: this.node.config.api_max_body_size, path }, 'api request body too large');
-        send(res, 413, errorBody({ code: 107, message: 'request body too large' }), { Connection: 'close' });
+        sendError(res, 413, { code: 107, message: 'request body too large' }, transportMode, { Connection: 'close' });
         return;
       }
       this.logger.debug({ err }, 'api request body read failed');
       return;
     }
-    const transportMode =
-      this.node.config.api_error_mode === 'transport' || req.headers['x-centrifugo-error-mode']?.toString().toLowerCase() === 'transport';
-    if (path === '/api' || path === '/api/') await this.handleLegacy(res, body);
+    if (legacy) await this.handleLegacy(res, body);
     else await this.handleMethod(res, path.slice('/api/'.length), body, transportMode);
   }
 
+  /**
+   * Checks the key as Centrifugo does: a non-empty X-API-Key header, else the
+   * `Authorization: apikey KEY` header (scheme case-insensitive). The `api_key` query
+   * parameter is tried when the headers carry no valid key.
+   */
   private authorized(req: IncomingMessage, query: URLSearchParams): boolean {
     if (this.node.config.api_insecure) return true;
     if (this.key === undefined) return false;
-    let presented = req.headers['x-api-key'];
-    if (presented === undefined) {
+    const header = req.headers['x-api-key'];
+    if (typeof header === 'string' && header !== '') {
+      if (this.keyMatches(header)) return true;
+    } else {
       const match = /^apikey\s+(.+)$/i.exec(req.headers.authorization ?? '');
-      presented = match?.[1] ?? query.get('api_key') ?? undefined;
+      if (match !== null && this.keyMatches(match[1]!.trim())) return true;
     }
-    if (typeof presented !== 'string') return false;
-    const candidate = Buffer.from(presented.trim());
-    return candidate.length === this.key.length && timingSafeEqual(candidate, this.key);
+    const fromQuery = query.get('api_key');
+    return fromQuery !== null && this.keyMatches(fromQuery);
+  }
+
+  private keyMatches(presented: string): boolean {
+    const candidate = Buffer.from(presented);
+    return this.key !== undefined && candidate.length === this.key.length && timingSafeEqual(candidate, this.key);
   }
 
   private async handleMethod(res: ServerResponse, name: string, body: Buffer, transportMode: boolean): Promise<void> {
     const method = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
     if (method === undefined) {
-      send(res, 404, errorBody(Errors.methodNotFound));
+      sendError(res, 404, Errors.methodNotFound, transportMode);
       return;
     }
     let params: unknown;
     try {
       params = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
     } catch {
-      send(res, 400, errorBody({ code: 107, message: 'malformed JSON body' }));
+      sendError(res, 400, { code: 107, message: 'malformed JSON body' }, transportMode);
       return;
     }
     try {
@@ -138,7 +161,7 @@ export class ApiHandler {
       .split('\n')
       .filter((line) => line.trim() !== '');
     if (lines.length === 0) {
-      send(res, 400, errorBody({ code: 107, message: 'empty request body' }));
+      sendError(res, 400, { code: 107, message: 'empty request body' }, false);
       return;
     }
     const commands: Array<Record<string, unknown>> = [];
@@ -147,11 +170,11 @@ export class ApiHandler {
       try {
         parsed = JSON.parse(line);
       } catch {
-        send(res, 400, errorBody({ code: 107, message: 'malformed JSON command' }));
+        sendError(res, 400, { code: 107, message: 'malformed JSON command' }, false);
         return;
       }
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        send(res, 400, errorBody({ code: 107, message: 'a command must be a JSON object' }));
+        sendError(res, 400, { code: 107, message: 'a command must be a JSON object' }, false);
         return;
       }
       commands.push(parsed as Record<string, unknown>);
