@@ -93,19 +93,27 @@ export interface ActorResults {
 
 export type ResultOf<C extends ActorCommand> = ActorResults[C['type']];
 
-/** One command's outcome: commands of a batch fail independently. */
-export type CommandOutcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: ReplyError };
+/**
+ * The outcome of a batch: commands fail independently. Kept flat (no wrapper object
+ * per command) because every object here is cloned across the thread boundary.
+ */
+export interface BatchReply {
+  /** The value of each command, in order; null where the command failed. */
+  readonly values: unknown[];
+  /** The failed commands: their index in `values` and the reply error. */
+  readonly errors: Array<readonly [number, ReplyError]>;
+}
 
 /** A piscina task: work for one shard, executed by the worker that owns the shard. */
 export type WorkerTask =
-  /** Runs the commands in order, in one storage transaction. Reply: CommandOutcome[]. */
+  /** Runs the commands in order, in one storage transaction. Reply: BatchReply. */
   | { readonly type: 'batch'; readonly shard: number; readonly commands: readonly ActorCommand[] }
   /** Deletes expired history and presence of the shard. Reply: null. */
   | { readonly type: 'sweep'; readonly shard: number }
   /** Closes the shard's storage before shutdown. Reply: null. */
   | { readonly type: 'close'; readonly shard: number };
 
-export type WorkerReply = CommandOutcome[] | null;
+export type WorkerReply = BatchReply | null;
 
 /** Start-up data of every worker (piscina `workerData`). */
 export interface WorkerData {

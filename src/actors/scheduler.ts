@@ -5,7 +5,7 @@ import { Errors, RotorError } from '../protocol/codes.js';
 import {
   shardOf,
   type ActorCommand,
-  type CommandOutcome,
+  type BatchReply,
   type ResultOf,
   type WorkerData,
   type WorkerReply,
@@ -158,7 +158,7 @@ export class Scheduler {
   private dispatch(shard: number, batch: Pending[]): void {
     const commands = batch.map((entry) => entry.command);
     this.runTask({ type: 'batch', shard, commands }, shard).then(
-      (reply) => this.settle(shard, batch, reply as CommandOutcome[]),
+      (reply) => this.settle(shard, batch, reply as BatchReply),
       (err: unknown) => {
         this.logger.error({ err, shard, commands: batch.length }, 'actor task failed');
         const error = new RotorError(Errors.internal, { cause: err, detail: 'actor worker failed' });
@@ -167,13 +167,21 @@ export class Scheduler {
     );
   }
 
-  private settle(shard: number, batch: Pending[], outcomes: CommandOutcome[] | undefined, failure?: Error): void {
-    for (let i = 0; i < batch.length; i++) {
-      const entry = batch[i]!;
-      const outcome = outcomes?.[i];
-      if (outcome === undefined) entry.reject(failure ?? new RotorError(Errors.internal, { detail: 'missing actor result' }));
-      else if (outcome.ok) entry.resolve(outcome.value as never);
-      else entry.reject(new RotorError(outcome.error));
+  private settle(shard: number, batch: Pending[], reply: BatchReply | undefined, failure?: Error): void {
+    if (reply === undefined) {
+      const error = failure ?? new RotorError(Errors.internal, { detail: 'missing actor result' });
+      for (const entry of batch) entry.reject(error);
+    } else {
+      let nextError = 0;
+      for (let i = 0; i < batch.length; i++) {
+        const failed = reply.errors[nextError];
+        if (failed !== undefined && failed[0] === i) {
+          nextError++;
+          batch[i]!.reject(new RotorError(failed[1]));
+        } else {
+          batch[i]!.resolve(reply.values[i] as never);
+        }
+      }
     }
     this.outstanding -= batch.length;
     if (this.batching) {

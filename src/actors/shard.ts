@@ -1,9 +1,9 @@
 import { historyEnabled, type ChannelResolver } from '../config/channels.js';
-import type { Config } from '../config/options.js';
+import type { ChannelOptions, Config } from '../config/options.js';
 import type { Logger } from '../log.js';
-import { Errors, RotorError } from '../protocol/codes.js';
+import { Errors, RotorError, type ReplyError } from '../protocol/codes.js';
 import type { HistoryStore, StreamPolicy } from '../storage/history-store.js';
-import type { ActorCommand, CommandOutcome } from './messages.js';
+import type { ActorCommand, BatchReply } from './messages.js';
 import { PresenceTable } from './presence.js';
 
 /**
@@ -13,6 +13,8 @@ import { PresenceTable } from './presence.js';
  */
 export class ShardActors {
   private readonly presence = new PresenceTable();
+  /** History policy per namespace options; null for namespaces without history. */
+  private readonly policies = new Map<ChannelOptions, StreamPolicy | null>();
 
   constructor(
     readonly shard: number,
@@ -22,14 +24,27 @@ export class ShardActors {
     private readonly logger: Logger,
   ) {}
 
-  run(commands: readonly ActorCommand[]): CommandOutcome[] {
+  run(commands: readonly ActorCommand[]): BatchReply {
     const now = Date.now();
+    const values: unknown[] = new Array(commands.length);
+    const errors: Array<readonly [number, ReplyError]> = [];
     try {
-      return this.store.batch(() => commands.map((command) => this.execute(command, now)));
+      this.store.batch(() => {
+        for (let i = 0; i < commands.length; i++) {
+          try {
+            values[i] = this.apply(commands[i]!, now);
+          } catch (err) {
+            if (!(err instanceof RotorError)) throw err;
+            values[i] = null;
+            errors.push([i, err.reply]);
+          }
+        }
+      });
     } catch (err) {
       this.logger.error({ err, shard: this.shard, commands: commands.length }, 'actor batch failed');
-      return commands.map(() => ({ ok: false, error: Errors.internal }));
+      return { values: values.fill(null), errors: commands.map((_, i) => [i, Errors.internal] as const) };
     }
+    return { values, errors };
   }
 
   sweep(): void {
@@ -42,22 +57,12 @@ export class ShardActors {
     this.store.close();
   }
 
-  private execute(command: ActorCommand, now: number): CommandOutcome {
-    try {
-      return { ok: true, value: this.apply(command, now) };
-    } catch (err) {
-      if (err instanceof RotorError) return { ok: false, error: err.reply };
-      throw err;
-    }
-  }
-
   private apply(command: ActorCommand, now: number): unknown {
     switch (command.type) {
       case 'publish': {
         const policy = this.policy(command.channel);
         if (policy === undefined || command.skipHistory) return { offset: 0, epoch: '' };
-        const { data, info, tags } = command;
-        return this.store.publish(command.channel, { data, info, tags }, policy, now);
+        return this.store.publish(command.channel, command, policy, now);
       }
       case 'history':
         return this.store.history(command.channel, command, this.requirePolicy(command.channel), now);
@@ -84,8 +89,12 @@ export class ShardActors {
   /** Returns the history policy of a channel, or undefined when its namespace keeps no history. */
   private policy(channel: string): StreamPolicy | undefined {
     const { options } = this.channels.resolve(channel);
-    if (!historyEnabled(options)) return undefined;
-    return { size: options.history_size, ttl: options.history_ttl, metaTtl: this.config.history_meta_ttl };
+    let policy = this.policies.get(options);
+    if (policy === undefined) {
+      policy = historyEnabled(options) ? { size: options.history_size, ttl: options.history_ttl, metaTtl: this.config.history_meta_ttl } : null;
+      this.policies.set(options, policy);
+    }
+    return policy ?? undefined;
   }
 
   private requirePolicy(channel: string): StreamPolicy {

@@ -1,4 +1,4 @@
-import type { Publication } from './history-store.js';
+import type { NewPublication, Publication } from './history-store.js';
 import { StreamStore, type RowRange, type StreamState } from './stream-store.js';
 
 interface MemoryStream {
@@ -44,10 +44,13 @@ export class MemoryHistoryStore extends StreamStore {
     this.byId.delete(stream.id);
   }
 
-  protected appendRow(stream: StreamState, publication: Publication): void {
+  protected appendRow(stream: StreamState, offset: number, publication: NewPublication): void {
     const entry = this.byId.get(stream.id)!;
     this.touch(entry);
-    entry.rows.push(publication);
+    const row: { -readonly [K in keyof Publication]: Publication[K] } = { offset, data: publication.data };
+    if (publication.info !== undefined) row.info = publication.info;
+    if (publication.tags !== undefined) row.tags = publication.tags;
+    entry.rows.push(row);
   }
 
   protected deleteRows(stream: StreamState, offset: number): void {

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { Publication } from './history-store.js';
+import type { NewPublication, Publication } from './history-store.js';
 import { StreamStore, type RowRange, type StreamState } from './stream-store.js';
 
 const SCHEMA = `
@@ -53,6 +53,11 @@ export class SqliteHistoryStore extends StreamStore {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    // A batch over many channels dirties a page per channel. Checkpointing every 10,000
+    // pages (about 40 MB of WAL) instead of SQLite's 1,000 copies each hot page to the
+    // database once per many batches; measured 30-40% less CPU per row with 1,000 channels.
+    this.db.pragma('wal_autocheckpoint = 10000');
+    this.db.pragma('journal_size_limit = 67108864');
     this.db.exec(SCHEMA);
     const db = this.db;
     this.statements = {
@@ -89,6 +94,7 @@ export class SqliteHistoryStore extends StreamStore {
       floor: row.floor,
       expiresAt: row.expires_at,
       metaExpiresAt: row.meta_expires_at,
+      trimmedThrough: 0,
     };
   }
 
@@ -106,11 +112,11 @@ export class SqliteHistoryStore extends StreamStore {
     this.statements.deleteStream.run(stream.id);
   }
 
-  protected appendRow(stream: StreamState, publication: Publication): void {
+  protected appendRow(stream: StreamState, offset: number, publication: NewPublication): void {
     const data = typeof publication.data === 'string' ? publication.data : Buffer.from(publication.data);
     const info = publication.info === undefined ? null : JSON.stringify(publication.info);
     const tags = publication.tags === undefined ? null : JSON.stringify(publication.tags);
-    this.statements.append.run(stream.id, publication.offset, data, info, tags);
+    this.statements.append.run(stream.id, offset, data, info, tags);
   }
 
   protected deleteRows(stream: StreamState, offset: number): void {

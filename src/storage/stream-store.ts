@@ -21,6 +21,8 @@ export interface StreamState {
   expiresAt: number;
   /** When the stream itself expires (unix ms); 0 never. */
   metaExpiresAt: number;
+  /** Offset through which rows were deleted in this process; not stored, 0 after loading. */
+  trimmedThrough: number;
 }
 
 /** Publications to read: offsets in `(after, upTo]`, at most `limit` (negative: all), newest first when `reverse`. */
@@ -83,7 +85,7 @@ export abstract class StreamStore implements HistoryStore {
   protected abstract saveStream(channel: string, stream: StreamState): void;
   /** Deletes the metadata and every publication of a stream. */
   protected abstract deleteStream(channel: string, stream: StreamState): void;
-  protected abstract appendRow(stream: StreamState, publication: Publication): void;
+  protected abstract appendRow(stream: StreamState, offset: number, publication: NewPublication): void;
   /** Deletes the publications with offsets up to `offset`. */
   protected abstract deleteRows(stream: StreamState, offset: number): void;
   protected abstract readRows(stream: StreamState, range: RowRange): Publication[];
@@ -122,19 +124,25 @@ export abstract class StreamStore implements HistoryStore {
   }
 
   publish(channel: string, publication: NewPublication, policy: StreamPolicy, now: number): StreamPosition {
-    return this.batch(() => {
-      const stream = this.writable(channel, this.open(channel, now, true)!);
-      stream.top += 1;
-      stream.expiresAt = now + policy.ttl;
-      if (policy.metaTtl > 0) stream.metaExpiresAt = now + policy.metaTtl;
-      this.appendRow(stream, { ...publication, offset: stream.top });
-      const floor = stream.top - policy.size;
-      if (floor > stream.floor) {
-        stream.floor = floor;
-        this.trimmed.set(channel, stream);
-      }
-      return { offset: stream.top, epoch: stream.epoch };
-    });
+    // Inside a batch (the actors' usual case) no closure is needed: this is the hot path.
+    if (this.undo !== undefined) return this.append(channel, publication, policy, now);
+    return this.batch(() => this.append(channel, publication, policy, now));
+  }
+
+  private append(channel: string, publication: NewPublication, policy: StreamPolicy, now: number): StreamPosition {
+    const stream = this.writable(channel, this.open(channel, now, true)!);
+    stream.top += 1;
+    stream.expiresAt = now + policy.ttl;
+    if (policy.metaTtl > 0) stream.metaExpiresAt = now + policy.metaTtl;
+    this.appendRow(stream, stream.top, publication);
+    const floor = stream.top - policy.size;
+    if (floor > stream.floor) {
+      stream.floor = floor;
+      // Rows below the floor are never read, so they are deleted in steps of a quarter
+      // of history_size: one range delete per step instead of one per publication.
+      if (floor - stream.trimmedThrough >= Math.max(1, policy.size >> 2)) this.trimmed.set(channel, stream);
+    }
+    return { offset: stream.top, epoch: stream.epoch };
   }
 
   history(channel: string, query: HistoryQuery, policy: StreamPolicy, now: number): HistoryResult {
@@ -183,7 +191,7 @@ export abstract class StreamStore implements HistoryStore {
     if (stream === undefined) {
       if (!create) return undefined;
       this.remember(channel, null);
-      stream = { id: 0, epoch: newEpoch(), top: 0, floor: 0, expiresAt: 0, metaExpiresAt: 0 };
+      stream = { id: 0, epoch: newEpoch(), top: 0, floor: 0, expiresAt: 0, metaExpiresAt: 0, trimmedThrough: 0 };
       if (policy !== undefined && policy.metaTtl > 0) stream.metaExpiresAt = now + policy.metaTtl;
       this.streams.set(channel, stream);
       this.saveStream(channel, stream);
@@ -222,7 +230,10 @@ export abstract class StreamStore implements HistoryStore {
   private flush(): void {
     for (const [channel, stream] of this.changed) this.saveStream(channel, stream);
     this.changed.clear();
-    for (const stream of this.trimmed.values()) this.deleteRows(stream, stream.floor);
+    for (const stream of this.trimmed.values()) {
+      this.deleteRows(stream, stream.floor);
+      stream.trimmedThrough = stream.floor;
+    }
     this.trimmed.clear();
   }
 }
