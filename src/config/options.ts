@@ -73,8 +73,8 @@ export const GLOBAL_OPTIONS = {
   client_channel_limit: { kind: 'int', default: 128, min: 0, help: 'channels one connection may subscribe to; 0 means no limit' },
   client_user_connection_limit: { kind: 'int', default: 0, min: 0, help: 'connections per user on this node; 0 means no limit' },
   client_queue_max_size: { kind: 'int', default: 1024 * 1024, min: 1, help: 'bytes queued for one client before it is disconnected as slow' },
-  client_history_max_publication_limit: { kind: 'int', default: 300, min: 0, help: 'most publications one client history call returns' },
-  client_recovery_max_publication_limit: { kind: 'int', default: 300, min: 0, help: 'most publications one recovery replays' },
+  client_history_max_publication_limit: { kind: 'int', default: 300, min: 0, help: 'maximum publications one client history call returns; 0 means no cap' },
+  client_recovery_max_publication_limit: { kind: 'int', default: 300, min: 0, help: 'maximum publications one recovery replays' },
   client_stale_close_delay: { kind: 'duration', default: 25_000, min: 1, help: 'time a connection has to send connect' },
   client_expired_close_delay: { kind: 'duration', default: 25_000, min: 0, help: 'grace after token expiry before the connection is closed' },
   client_expired_sub_close_delay: { kind: 'duration', default: 25_000, min: 0, help: 'grace after subscription token expiry before unsubscribing' },
@@ -86,7 +86,7 @@ export const GLOBAL_OPTIONS = {
   websocket_compression: { kind: 'bool', default: false, help: 'offer permessage-deflate (costs about 200 KB per connection)' },
   user_subscribe_to_personal: { kind: 'bool', default: false, help: 'subscribe each user to the personal channel #<user>' },
   user_personal_channel_namespace: { kind: 'string', default: '', help: 'namespace of personal channels' },
-  public_dir: { kind: 'string', default: '', help: 'folder served under /static/; empty means the public folder of the installation' },
+  public_dir: { kind: 'string', default: '', help: 'folder whose static/ subfolder is served under /static/; empty means the public folder of the installation' },
   shutdown_timeout: { kind: 'duration', default: 30_000, min: 0, help: 'time graceful shutdown waits for work in flight' },
 } as const satisfies Record<string, OptionSpec>;
 
