@@ -94,12 +94,39 @@ export interface ActorResults {
 export type ResultOf<C extends ActorCommand> = ActorResults[C['type']];
 
 /**
- * The outcome of a batch: commands fail independently. Kept flat (no wrapper object
- * per command) because every object here is cloned across the thread boundary.
+ * A command as it crosses the thread boundary. The structured clone writes every property
+ * name of every object, so the most common command, a publish with only channel and data,
+ * travels as the pair `[channel, data]`.
+ */
+export type WireCommand = ActorCommand | readonly [channel: string, data: string];
+
+/** Encodes a command for the worker. */
+export function toWire(command: ActorCommand): WireCommand {
+  if (command.type === 'publish' && typeof command.data === 'string' && command.info === undefined && command.tags === undefined && !command.skipHistory) {
+    return [command.channel, command.data];
+  }
+  return command;
+}
+
+/** Decodes a command in the worker. */
+export function fromWire(command: WireCommand): ActorCommand {
+  if (!Array.isArray(command)) return command as ActorCommand;
+  return { type: 'publish', channel: command[0], data: command[1] };
+}
+
+/**
+ * The outcome of a batch: commands fail independently. Kept flat, with no wrapper object
+ * per command and no position object per publish, because every object here is cloned
+ * across the thread boundary.
  */
 export interface BatchReply {
-  /** The value of each command, in order; null where the command failed. */
+  /**
+   * The value of each command, in order: the offset for a publish, the ActorResults
+   * value for the others, null where the command failed.
+   */
   readonly values: unknown[];
+  /** The epoch of each publish, by command index; '' for other commands. */
+  readonly epochs: string[];
   /** The failed commands: their index in `values` and the reply error. */
   readonly errors: Array<readonly [number, ReplyError]>;
 }
@@ -107,7 +134,7 @@ export interface BatchReply {
 /** A piscina task: work for one shard, executed by the worker that owns the shard. */
 export type WorkerTask =
   /** Runs the commands in order, in one storage transaction. Reply: BatchReply. */
-  | { readonly type: 'batch'; readonly shard: number; readonly commands: readonly ActorCommand[] }
+  | { readonly type: 'batch'; readonly shard: number; readonly commands: readonly WireCommand[] }
   /** Deletes expired history and presence of the shard. Reply: null. */
   | { readonly type: 'sweep'; readonly shard: number }
   /** Closes the shard's storage before shutdown. Reply: null. */

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { Errors, RotorError } from '../protocol/codes.js';
 import {
   shardOf,
+  toWire,
   type ActorCommand,
   type BatchReply,
   type ResultOf,
@@ -79,6 +80,9 @@ export class Scheduler {
       // Workers run timers and I/O between tasks only with atomics off.
       atomics: 'disabled',
       workerData: options.workerData,
+      // A batch keeps thousands of commands alive until it is answered; a young
+      // generation of V8's default size promotes them and spends the time in the old one.
+      resourceLimits: { maxYoungGenerationSizeMb: 64 },
       loadBalancer: (task, workers) => {
         const shard = (task as unknown as Record<symbol, number | null>)[Piscina.queueOptionsSymbol];
         const slot = (shard ?? 0) % slots.length;
@@ -156,7 +160,7 @@ export class Scheduler {
   }
 
   private dispatch(shard: number, batch: Pending[]): void {
-    const commands = batch.map((entry) => entry.command);
+    const commands = batch.map((entry) => toWire(entry.command));
     this.runTask({ type: 'batch', shard, commands }, shard).then(
       (reply) => this.settle(shard, batch, reply as BatchReply),
       (err: unknown) => {
@@ -178,6 +182,8 @@ export class Scheduler {
         if (failed !== undefined && failed[0] === i) {
           nextError++;
           batch[i]!.reject(new RotorError(failed[1]));
+        } else if (batch[i]!.command.type === 'publish') {
+          batch[i]!.resolve({ offset: reply.values[i], epoch: reply.epochs[i] } as never);
         } else {
           batch[i]!.resolve(reply.values[i] as never);
         }

@@ -2,8 +2,8 @@ import { historyEnabled, type ChannelResolver } from '../config/channels.js';
 import type { ChannelOptions, Config } from '../config/options.js';
 import type { Logger } from '../log.js';
 import { Errors, RotorError, type ReplyError } from '../protocol/codes.js';
-import type { HistoryStore, StreamPolicy } from '../storage/history-store.js';
-import type { ActorCommand, BatchReply } from './messages.js';
+import type { HistoryStore, StreamPolicy, StreamPosition } from '../storage/history-store.js';
+import { fromWire, type ActorCommand, type BatchReply, type PublishCommand, type WireCommand } from './messages.js';
 import { PresenceTable } from './presence.js';
 
 /**
@@ -24,15 +24,23 @@ export class ShardActors {
     private readonly logger: Logger,
   ) {}
 
-  run(commands: readonly ActorCommand[]): BatchReply {
+  run(commands: readonly WireCommand[]): BatchReply {
     const now = Date.now();
     const values: unknown[] = new Array(commands.length);
+    const epochs: string[] = new Array(commands.length).fill('');
     const errors: Array<readonly [number, ReplyError]> = [];
     try {
       this.store.batch(() => {
         for (let i = 0; i < commands.length; i++) {
+          const command = fromWire(commands[i]!);
           try {
-            values[i] = this.apply(commands[i]!, now);
+            if (command.type === 'publish') {
+              const position = this.publish(command, now);
+              values[i] = position.offset;
+              epochs[i] = position.epoch;
+            } else {
+              values[i] = this.apply(command, now);
+            }
           } catch (err) {
             if (!(err instanceof RotorError)) throw err;
             values[i] = null;
@@ -42,9 +50,9 @@ export class ShardActors {
       });
     } catch (err) {
       this.logger.error({ err, shard: this.shard, commands: commands.length }, 'actor batch failed');
-      return { values: values.fill(null), errors: commands.map((_, i) => [i, Errors.internal] as const) };
+      return { values: values.fill(null), epochs: epochs.fill(''), errors: commands.map((_, i) => [i, Errors.internal] as const) };
     }
-    return { values, errors };
+    return { values, epochs, errors };
   }
 
   sweep(): void {
@@ -59,11 +67,8 @@ export class ShardActors {
 
   private apply(command: ActorCommand, now: number): unknown {
     switch (command.type) {
-      case 'publish': {
-        const policy = this.policy(command.channel);
-        if (policy === undefined || command.skipHistory) return { offset: 0, epoch: '' };
-        return this.store.publish(command.channel, command, policy, now);
-      }
+      case 'publish':
+        return this.publish(command, now);
       case 'history':
         return this.store.history(command.channel, command, this.requirePolicy(command.channel), now);
       case 'recover': {
@@ -84,6 +89,12 @@ export class ShardActors {
       case 'presence_stats':
         return this.presence.stats(command.channel, now);
     }
+  }
+
+  private publish(command: PublishCommand, now: number): StreamPosition {
+    const policy = this.policy(command.channel);
+    if (policy === undefined || command.skipHistory) return { offset: 0, epoch: '' };
+    return this.store.publish(command.channel, command, policy, now);
   }
 
   /** Returns the history policy of a channel, or undefined when its namespace keeps no history. */
