@@ -82,6 +82,20 @@ function dataDirProblem(dir: string, err: NodeJS.ErrnoException): string {
   }
 }
 
+/**
+ * Splits a request target into path and raw query string. Cheaper than `new URL` on
+ * every request; the path is not normalized, so handlers must reject `..` themselves.
+ */
+function splitUrl(target = '/'): { path: string; query: string } {
+  if (!target.startsWith('/')) {
+    // Absolute form, as sent to proxies: http://host/path?query.
+    const url = new URL(target, 'http://localhost');
+    return { path: url.pathname, query: url.search.slice(1) };
+  }
+  const mark = target.indexOf('?');
+  return mark === -1 ? { path: target, query: '' } : { path: target.slice(0, mark), query: target.slice(mark + 1) };
+}
+
 /** Returns the default pool size: one thread per spare core, leaving one core for sockets. */
 function defaultWorkers(): number {
   return Math.max(1, Math.min(8, availableParallelism() - 1));
@@ -122,7 +136,7 @@ export class RotorServer {
     });
     this.http = createServer((req, res) => this.route(req, res));
     this.http.on('upgrade', (req, socket, head) => {
-      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const { path } = splitUrl(req.url);
       if (path === WEBSOCKET_PATH) this.websocket.upgrade(req, socket, head);
       else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
@@ -177,13 +191,9 @@ export class RotorServer {
   }
 
   private route(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname;
+    const { path, query } = splitUrl(req.url);
     if (path === '/api' || path.startsWith('/api/')) {
-      this.api.handle(req, res, path, url.searchParams).catch((err: unknown) => {
-        this.logger.error({ err, path }, 'api request failed');
-        if (!res.headersSent) res.writeHead(500).end();
-      });
+      this.api.handle(req, res, path, query);
       return;
     }
     if (path === '/health') {

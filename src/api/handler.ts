@@ -12,29 +12,34 @@ import { asParams } from './params.js';
 
 class BodyTooLarge extends Error {}
 
-/** Reads the request body up to `limit` bytes; rejects with BodyTooLarge past it. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (declared > limit) {
-      reject(new BodyTooLarge());
+/** Reads the request body up to `limit` bytes, then calls `done` once; past the limit with BodyTooLarge. */
+function readBody(req: IncomingMessage, limit: number, done: (err: Error | undefined, body: Buffer) => void): void {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) {
+    req.resume();
+    done(new BodyTooLarge(), Buffer.alloc(0));
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  const finish = (err: Error | undefined): void => {
+    if (finished) return;
+    finished = true;
+    done(err, err === undefined ? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)) : Buffer.alloc(0));
+  };
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > limit) {
+      req.removeAllListeners('data');
+      req.resume();
+      finish(new BodyTooLarge());
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new BodyTooLarge());
-        req.removeAllListeners('data');
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
-    req.on('error', reject);
+    chunks.push(chunk);
   });
+  req.on('end', () => finish(undefined));
+  req.on('error', (err) => finish(err));
 }
 
 function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -74,7 +79,8 @@ export class ApiHandler {
     this.shuttingDown = true;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
+  /** Serves one API request; `query` is the raw query string of the URL. */
+  handle(req: IncomingMessage, res: ServerResponse, path: string, query: string): void {
     const legacy = path === '/api' || path === '/api/';
     // The legacy endpoint sends newline-delimited replies, so it has no transport error mode.
     const transportMode =
@@ -92,20 +98,23 @@ export class ApiHandler {
       sendError(res, 503, Errors.notAvailable, transportMode, { Connection: 'close' });
       return;
     }
-    let body: Buffer;
-    try {
-      body = await readBody(req, this.node.config.api_max_body_size);
-    } catch (err) {
+    const limit = this.node.config.api_max_body_size;
+    readBody(req, limit, (err, body) => {
       if (err instanceof BodyTooLarge) {
-        this.logger.info({ limit: this.node.config.api_max_body_size, path }, 'api request body too large');
+        this.logger.info({ limit, path }, 'api request body too large');
         sendError(res, 413, { code: 107, message: 'request body too large' }, transportMode, { Connection: 'close' });
         return;
       }
-      this.logger.debug({ err }, 'api request body read failed');
-      return;
-    }
-    if (legacy) await this.handleLegacy(res, body);
-    else await this.handleMethod(res, path.slice('/api/'.length), body, transportMode);
+      if (err !== undefined) {
+        this.logger.debug({ err }, 'api request body read failed');
+        return;
+      }
+      const handled = legacy ? this.handleLegacy(res, body) : this.handleMethod(res, path.slice('/api/'.length), body, transportMode);
+      handled.catch((failure: unknown) => {
+        this.logger.error({ err: failure, path }, 'api request failed');
+        if (!res.headersSent) sendError(res, 500, Errors.internal, transportMode);
+      });
+    });
   }
 
   /**
@@ -113,7 +122,7 @@ export class ApiHandler {
    * `Authorization: apikey KEY` header (scheme case-insensitive). The `api_key` query
    * parameter is tried when the headers carry no valid key.
    */
-  private authorized(req: IncomingMessage, query: URLSearchParams): boolean {
+  private authorized(req: IncomingMessage, query: string): boolean {
     if (this.node.config.api_insecure) return true;
     if (this.key === undefined) return false;
     const header = req.headers['x-api-key'];
@@ -123,7 +132,7 @@ export class ApiHandler {
       const match = /^apikey\s+(.+)$/i.exec(req.headers.authorization ?? '');
       if (match !== null && this.keyMatches(match[1]!.trim())) return true;
     }
-    const fromQuery = query.get('api_key');
+    const fromQuery = query === '' ? null : new URLSearchParams(query).get('api_key');
     return fromQuery !== null && this.keyMatches(fromQuery);
   }
 
