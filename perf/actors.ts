@@ -24,6 +24,7 @@ import { Scheduler } from '../src/actors/scheduler.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import type { StreamPosition } from '../src/storage/history-store.js';
+import { SQLITE_SCHEMA } from '../src/storage/sqlite.js';
 import { machine, median, positiveInt, round, tempDir, threadCpuTimes } from './common.js';
 
 /** Persisted publications per second the pool must reach with batching on, across many channels. */
@@ -33,26 +34,6 @@ const REFERENCE_ROWS_PER_TRANSACTION = 1_000;
 /** Load before each measurement, not counted: JIT warm-up, worker start, stream creation. */
 const WARMUP_MS = 1_000;
 
-/** The tables of src/storage/sqlite.ts (which does not export its schema), without the expiry index. */
-const REFERENCE_SCHEMA = `
-CREATE TABLE streams (
-  id INTEGER PRIMARY KEY,
-  channel TEXT NOT NULL UNIQUE,
-  epoch TEXT NOT NULL,
-  top INTEGER NOT NULL,
-  floor INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  meta_expires_at INTEGER NOT NULL
-);
-CREATE TABLE publications (
-  stream INTEGER NOT NULL,
-  offset INTEGER NOT NULL,
-  data ANY NOT NULL,
-  info TEXT,
-  tags TEXT,
-  PRIMARY KEY (stream, offset)
-) WITHOUT ROWID;
-`;
 
 interface Settings {
   readonly durationMs: number;
@@ -180,7 +161,7 @@ function measureSqlite(settings: Settings, channels: number): Measurement {
       db.pragma('synchronous = NORMAL');
       db.pragma('wal_autocheckpoint = 10000');
       db.pragma('journal_size_limit = 67108864');
-      db.exec(REFERENCE_SCHEMA);
+      db.exec(SQLITE_SCHEMA);
       shards.push({
         db,
         streamIds: [],
