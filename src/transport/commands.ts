@@ -33,7 +33,8 @@ function requireChannel(params: Params): string {
   return channel;
 }
 
-export async function handleCommand(session: Session, command: ClientCommand): Promise<void> {
+/** Runs one command; returns a promise only for commands that wait for something. */
+export function handleCommand(session: Session, command: ClientCommand): Promise<void> | void {
   const { id, method, params } = command;
   if (session.state === 'connecting') {
     if (method !== 'connect') throw badRequest('first command must be connect');
@@ -141,7 +142,7 @@ async function connect(session: Session, id: number, params: Params): Promise<vo
   result += `,"ping":${Math.round(config.ping_interval / 1000)},"pong":true}`;
   session.reply(id, 'connect', result);
   for (const [, done] of established) deliverBuffered(session, done);
-  session.logger.debug({ user: session.user, channels: established.length }, 'client connected');
+  if (session.context.logger.isLevelEnabled('debug')) session.logger.debug({ user: session.user, channels: established.length }, 'client connected');
 }
 
 /** Schedules the end of a subscription whose token expires, unless sub_refresh extends it. */
@@ -151,12 +152,15 @@ function scheduleSubscriptionExpiry(session: Session, subscription: Subscription
   subscription.expiryTimer = undefined;
   if (subscription.expireAt === 0) return;
   const delay = subscription.expireAt * 1000 - Date.now() + config.client_expired_sub_close_delay;
-  subscription.expiryTimer = session.context.wheel.schedule(delay, () => {
-    subscription.expiryTimer = undefined;
-    if (subscription.removed || subscription.expireAt === 0 || subscription.expireAt > nowSeconds()) return;
-    if (subscription.flags.serverSide) session.disconnect(Disconnects.subExpired);
-    else session.pushUnsubscribe(subscription, 2501, 'subscription expired');
-  });
+  subscription.expiryTimer = session.context.wheel.schedule(delay, endExpiredSubscription, subscription);
+}
+
+function endExpiredSubscription(subscription: Subscription): void {
+  subscription.expiryTimer = undefined;
+  if (subscription.removed || subscription.expireAt === 0 || subscription.expireAt > nowSeconds()) return;
+  const session = subscription.subscriber as Session;
+  if (subscription.flags.serverSide) session.disconnect(Disconnects.subExpired);
+  else session.pushUnsubscribe(subscription, 2501, 'subscription expired');
 }
 
 async function subscribe(session: Session, id: number, params: Params): Promise<void> {

@@ -51,12 +51,14 @@ export class Session {
   expireAt = 0;
   state: State = 'connecting';
   readonly subscriptions = new Map<string, Subscription>();
-  readonly logger: Logger;
+  /** Created on first use: a pino child logger per idle connection would cost about 1 KB. */
+  private childLogger: Logger | undefined;
 
-  private queue: Array<Buffer | string> = [];
+  private readonly queue: Array<Buffer | string> = [];
   private queuedBytes = 0;
   private scheduled = false;
-  private processing: Promise<void> = Promise.resolve();
+  /** Commands waiting while an asynchronous command runs; undefined when none runs. */
+  private inbox: ClientCommand[] | undefined;
   private staleTimer: WheelTimer | undefined;
   private pingTimer: WheelTimer | undefined;
   private pongTimer: WheelTimer | undefined;
@@ -67,11 +69,14 @@ export class Session {
     readonly context: SessionContext,
     readonly transport: Transport,
   ) {
-    this.logger = context.logger.child({ client: this.id, transport: transport.name });
-    this.staleTimer = context.wheel.schedule(context.config.client_stale_close_delay, () => {
-      if (this.state === 'connecting' || this.state === 'rejected') this.disconnect(Disconnects.stale);
-    });
-    this.logger.debug('client connection opened');
+    this.staleTimer = context.wheel.schedule(context.config.client_stale_close_delay, Session.closeIfStale, this);
+    if (context.logger.isLevelEnabled('debug')) this.logger.debug('client connection opened');
+  }
+
+  /** The session's logger, bound to its client id and transport. */
+  get logger(): Logger {
+    this.childLogger ??= this.context.logger.child({ client: this.id, transport: this.transport.name });
+    return this.childLogger;
   }
 
   /** Handles one incoming transport message of newline-delimited JSON commands. */
@@ -84,16 +89,36 @@ export class Session {
       this.fail(err);
       return;
     }
-    this.processing = this.processing.then(async () => {
-      for (const command of commands) {
-        if (this.state === 'closed' || this.state === 'rejected') return;
-        try {
-          await handleCommand(this, command);
-        } catch (err) {
-          this.fail(err, command);
-        }
+    if (this.inbox !== undefined) this.inbox.push(...commands);
+    else this.run(commands);
+  }
+
+  /**
+   * Runs commands in order. Synchronous ones (pongs, unsubscribes) run at once without a
+   * promise; an asynchronous one holds the rest in the inbox until it settles.
+   */
+  private run(commands: ClientCommand[]): void {
+    for (let i = 0; i < commands.length; i++) {
+      if (this.state === 'closed' || this.state === 'rejected') return;
+      const command = commands[i]!;
+      let pending: Promise<void> | void;
+      try {
+        pending = handleCommand(this, command);
+      } catch (err) {
+        this.fail(err, command);
+        continue;
       }
-    });
+      if (pending === undefined) continue;
+      this.inbox = commands.slice(i + 1);
+      pending
+        .catch((err: unknown) => this.fail(err, command))
+        .then(() => {
+          const rest = this.inbox ?? [];
+          this.inbox = undefined;
+          this.run(rest);
+        });
+      return;
+    }
   }
 
   /** Cleans up after the transport closed, whoever closed it. */
@@ -105,16 +130,17 @@ export class Session {
     for (const timer of [this.staleTimer, this.pingTimer, this.pongTimer, this.expiryTimer, this.presenceTimer]) wheel.cancel(timer);
     for (const subscription of [...this.subscriptions.values()]) this.dropSubscription(subscription, true);
     if (wasConnected) hub.removeClient(this);
-    this.queue = [];
+    this.queue.length = 0;
     this.queuedBytes = 0;
-    this.logger.debug('client connection closed');
+    this.inbox = undefined;
+    if (this.context.logger.isLevelEnabled('debug')) this.logger.debug('client connection closed');
   }
 
   /** Closes the connection with a disconnect code; the client reconnects or not by the code. */
   disconnect(reason: Disconnect): void {
     if (this.state === 'closed') return;
     this.flush();
-    this.logger.debug({ code: reason.code, reason: reason.reason }, 'disconnecting client');
+    if (this.context.logger.isLevelEnabled('debug')) this.logger.debug({ code: reason.code, reason: reason.reason }, 'disconnecting client');
     this.transport.close(reason.code, reason.reason);
     this.closed();
   }
@@ -139,10 +165,13 @@ export class Session {
   flush(): void {
     this.scheduled = false;
     if (this.queue.length === 0 || this.state === 'closed') return;
+    // The array is reused: a new one per flush would be kept until the next ping and
+    // promoted to the old generation on idle connections.
     const queue = this.queue;
-    this.queue = [];
+    const message = queue.length === 1 ? queue[0]! : joinMessages(queue);
+    queue.length = 0;
     this.queuedBytes = 0;
-    this.transport.send(queue.length === 1 ? queue[0]! : joinMessages(queue));
+    this.transport.send(message);
     if (this.transport.bufferedAmount() > this.context.config.client_queue_max_size) this.slow();
   }
 
@@ -169,10 +198,7 @@ export class Session {
     this.expiryTimer = undefined;
     if (expireAt === 0) return;
     const delay = expireAt * 1000 - Date.now() + config.client_expired_close_delay;
-    this.expiryTimer = wheel.schedule(delay, () => {
-      this.expiryTimer = undefined;
-      if (this.expireAt !== 0 && this.expireAt * 1000 <= Date.now()) this.disconnect(Disconnects.expired);
-    });
+    this.expiryTimer = wheel.schedule(delay, Session.closeIfExpired, this);
   }
 
   /** Moves the session to connected: registers it, starts pings and presence refresh. */
@@ -226,7 +252,7 @@ export class Session {
 
   private slow(): void {
     this.logger.warn({ limit: this.context.config.client_queue_max_size }, 'client queue over the limit, disconnecting slow client');
-    this.queue = [];
+    this.queue.length = 0;
     this.queuedBytes = 0;
     this.transport.close(Disconnects.slow.code, Disconnects.slow.reason);
     this.closed();
@@ -256,18 +282,42 @@ export class Session {
   }
 
   private schedulePing(delay: number): void {
-    const { wheel, config } = this.context;
-    this.pingTimer = wheel.schedule(delay, () => {
-      if (this.state !== 'connected') return;
-      this.enqueue(PING);
-      if (this.pongTimer === undefined) {
-        this.pongTimer = wheel.schedule(config.pong_timeout, () => {
-          this.pongTimer = undefined;
-          this.disconnect(Disconnects.noPong);
-        });
-      }
-      this.schedulePing(config.ping_interval);
-    });
+    const { wheel } = this.context;
+    this.pingTimer = this.pingTimer === undefined ? wheel.schedule(delay, Session.ping, this) : wheel.reschedule(this.pingTimer, delay);
+  }
+
+  private static closeIfStale(session: Session): void {
+    if (session.state === 'connecting' || session.state === 'rejected') session.disconnect(Disconnects.stale);
+  }
+
+  private static closeIfExpired(session: Session): void {
+    session.expiryTimer = undefined;
+    if (session.expireAt !== 0 && session.expireAt * 1000 <= Date.now()) session.disconnect(Disconnects.expired);
+  }
+
+  private static ping(session: Session): void {
+    if (session.state !== 'connected') return;
+    const { wheel, config } = session.context;
+    session.enqueue(PING);
+    session.pongTimer ??= wheel.schedule(config.pong_timeout, Session.closeWithoutPong, session);
+    session.schedulePing(config.ping_interval);
+  }
+
+  private static closeWithoutPong(session: Session): void {
+    session.pongTimer = undefined;
+    session.disconnect(Disconnects.noPong);
+  }
+
+  private static refreshPresence(session: Session): void {
+    session.presenceTimer = undefined;
+    if (session.state === 'closed') return;
+    let any = false;
+    for (const subscription of session.subscriptions.values()) {
+      if (!subscription.flags.presence) continue;
+      any = true;
+      session.sendPresence(subscription);
+    }
+    if (any) session.schedulePresenceRefresh();
   }
 
   private sendPresence(subscription: Subscription): void {
@@ -279,19 +329,9 @@ export class Session {
   }
 
   private schedulePresenceRefresh(): void {
-    const { wheel, config } = this.context;
-    this.presenceTimer = wheel.schedule(config.client_presence_update_interval, () => {
-      this.presenceTimer = undefined;
-      if (this.state === 'closed') return;
-      let any = false;
-      for (const subscription of this.subscriptions.values()) {
-        if (!subscription.flags.presence) continue;
-        any = true;
-        this.sendPresence(subscription);
-      }
-      if (any) this.schedulePresenceRefresh();
-    });
+    this.presenceTimer = this.context.wheel.schedule(this.context.config.client_presence_update_interval, Session.refreshPresence, this);
   }
+
 }
 
 function joinMessages(queue: Array<Buffer | string>): Buffer {

@@ -1,6 +1,7 @@
 /** A callback scheduled on a TimerWheel; pass it to `cancel` to drop it. */
 export interface WheelTimer {
-  readonly callback: () => void;
+  readonly callback: (target: never) => void;
+  readonly target: unknown;
   /** Ticks left before the callback runs, counted from its slot. */
   rounds: number;
   slot: number;
@@ -35,12 +36,32 @@ export class TimerWheel {
     this.interval.unref();
   }
 
-  /** Runs `callback` once, `delay` ms from now (rounded up to the next tick). */
-  schedule(delay: number, callback: () => void): WheelTimer {
+  /**
+   * Runs `callback(target)` once, `delay` ms from now (rounded up to the next tick). The
+   * callback is meant to be a shared function, not a closure per call: with thousands of
+   * idle connections, a closure per timer is memory per connection.
+   */
+  schedule<T>(delay: number, callback: (target: T) => void, target: T): WheelTimer {
     const ticks = Math.max(1, Math.ceil(delay / this.tick));
     const slot = (this.cursor + ticks) % this.slots.length;
-    const timer: WheelTimer = { callback, rounds: Math.floor((ticks - 1) / this.slots.length), slot, cancelled: false };
+    const timer: WheelTimer = { callback, target, rounds: Math.floor((ticks - 1) / this.slots.length), slot, cancelled: false };
     this.slots[slot]!.add(timer);
+    this.size++;
+    return timer;
+  }
+
+  /**
+   * Moves a timer, pending or already run, to `delay` ms from now. Periodic timers such
+   * as pings reuse one object this way: a new one every period would survive young
+   * garbage collections and pile up in the old generation.
+   */
+  reschedule(timer: WheelTimer, delay: number): WheelTimer {
+    if (!timer.cancelled && this.slots[timer.slot]!.delete(timer)) this.size--;
+    const ticks = Math.max(1, Math.ceil(delay / this.tick));
+    timer.slot = (this.cursor + ticks) % this.slots.length;
+    timer.rounds = Math.floor((ticks - 1) / this.slots.length);
+    timer.cancelled = false;
+    this.slots[timer.slot]!.add(timer);
     this.size++;
     return timer;
   }
@@ -77,7 +98,7 @@ export class TimerWheel {
       this.size--;
       timer.cancelled = true;
       try {
-        timer.callback();
+        (timer.callback as (target: unknown) => void)(timer.target);
       } catch (err) {
         this.onError(err);
       }

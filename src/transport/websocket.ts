@@ -12,6 +12,33 @@ import { Session, type SessionContext, type Transport } from './session.js';
 
 export const WEBSOCKET_PATH = '/connection/websocket';
 
+const SESSION = Symbol('session');
+const ENDPOINT = Symbol('endpoint');
+
+type SessionSocket = WebSocket & { [SESSION]: Session; [ENDPOINT]: WebSocketEndpoint };
+
+function onMessage(this: SessionSocket, data: Buffer, isBinary: boolean): void {
+  const session = this[SESSION];
+  if (isBinary) {
+    session.rejectMessage(new DisconnectError(Disconnects.badRequest, 'binary frame on a JSON connection'));
+    return;
+  }
+  if (!isUtf8(data)) {
+    session.rejectMessage(new DisconnectError(Disconnects.badRequest, 'text frame is not valid UTF-8'));
+    return;
+  }
+  session.receive(data.toString('utf8'));
+}
+
+function onClose(this: SessionSocket): void {
+  WebSocketEndpoint.socketClosed(this);
+}
+
+function onError(this: SessionSocket, err: Error): void {
+  // ws closes the socket itself after an error (1009 for an oversized message).
+  this[SESSION].logger.info({ err }, 'websocket error');
+}
+
 class WebSocketTransport implements Transport {
   readonly name = 'websocket';
 
@@ -106,24 +133,24 @@ export class WebSocketEndpoint {
   private open(ws: WebSocket): void {
     const session = new Session(this.context, new WebSocketTransport(ws));
     this.sessions.add(session);
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) {
-        session.rejectMessage(new DisconnectError(Disconnects.badRequest, 'binary frame on a JSON connection'));
-        return;
-      }
-      if (!isUtf8(data)) {
-        session.rejectMessage(new DisconnectError(Disconnects.badRequest, 'text frame is not valid UTF-8'));
-        return;
-      }
-      session.receive(data.toString('utf8'));
-    });
-    ws.on('close', () => {
-      this.sessions.delete(session);
-      session.closed();
-    });
-    ws.on('error', (err) => {
-      // ws closes the socket itself after an error (1009 for an oversized message).
-      session.logger.info({ err }, 'websocket error');
-    });
+    // Shared listeners find their session through the socket, so an idle connection
+    // carries no closures of its own.
+    const socket = ws as SessionSocket;
+    socket[SESSION] = session;
+    socket[ENDPOINT] = this;
+    socket.on('message', onMessage as (this: WebSocket, data: Buffer, isBinary: boolean) => void);
+    socket.on('close', onClose as (this: WebSocket) => void);
+    socket.on('error', onError as (this: WebSocket, err: Error) => void);
   }
+
+  private forget(session: Session): void {
+    this.sessions.delete(session);
+  }
+
+  /** Forgets the session of a closed socket and lets it clean up. */
+  static socketClosed(socket: SessionSocket): void {
+    socket[ENDPOINT].forget(socket[SESSION]);
+    socket[SESSION].closed();
+  }
+
 }
