@@ -11,6 +11,19 @@ import { scheduleSubscriptionExpiry } from '../transport/commands.js';
 import { deliverBuffered, establish } from '../transport/subscribe.js';
 import { asParams, readBool, readInt, readPosition, readRawJson, readString, readStrings, type Params } from './params.js';
 
+/** Maximum close reason size in bytes: a close frame carries 125 payload bytes, 2 of them the code (RFC 6455). */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/** Cuts a close reason to MAX_CLOSE_REASON_BYTES of UTF-8 without splitting a character. */
+function truncateCloseReason(reason: string): string {
+  const bytes = Buffer.from(reason, 'utf8');
+  if (bytes.length <= MAX_CLOSE_REASON_BYTES) return reason;
+  let end = MAX_CLOSE_REASON_BYTES;
+  // Continuation bytes are 10xxxxxx: step back to the first byte of the character at the cut.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
 /** Returns the connected sessions of `user`, narrowed to one client id when `client` is set. */
 function targets(node: RotorNode, params: Params): Session[] {
   const user = readString(params, 'user');
@@ -68,7 +81,8 @@ export const CONNECTION_METHODS = {
       const custom = asParams(params.disconnect, '"disconnect"');
       const code = readInt(custom, 'code', reason.code);
       if (code < 3000 || code > 4999) throw new RotorError(Errors.badRequest, { detail: 'disconnect code must be from 3000 to 4999' });
-      reason = { code, reason: readString(custom, 'reason').slice(0, 120) || reason.reason };
+      // ws throws from close() on a longer reason, and the connection would stay open.
+      reason = { code, reason: truncateCloseReason(readString(custom, 'reason')) || reason.reason };
     }
     for (const session of targets(node, params)) {
       if (!keep.has(session.id)) session.disconnect(reason);

@@ -49,7 +49,13 @@ class WebSocketTransport implements Transport {
   }
 
   close(code: number, reason: string): void {
-    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.close(code, reason);
+    if (this.socket.readyState !== WebSocket.OPEN && this.socket.readyState !== WebSocket.CONNECTING) return;
+    try {
+      this.socket.close(code, reason);
+    } catch {
+      // ws throws on an invalid code or a reason over 123 bytes; the connection must still end.
+      this.socket.terminate();
+    }
   }
 
   bufferedAmount(): number {
