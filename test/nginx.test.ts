@@ -10,6 +10,7 @@ import { checkAbResult, parseAbOutput } from '../perf/lib/http-ab.js';
 import { prepareNginxPrefix, REPO_ROOT, startNginx, testNginxConfig } from '../perf/lib/http-nginx.js';
 import { findTool, freePort, INSTALL_HINT, type Child } from '../perf/lib/http-process.js';
 import { STATUS_MARKER } from '../src/web/status.js';
+import { createClient, nextEvent } from './helpers/client.js';
 import { API_KEY, startServer, tempDir, waitFor, type TestServer } from './helpers/server.js';
 
 const nginx = findTool('nginx');
@@ -22,7 +23,7 @@ describe('nginx.conf in front of Rotor', { skip }, () => {
   let base: string;
 
   before(async () => {
-    rotor = await startServer();
+    rotor = await startServer({ client_insecure: true });
     prefix = tempDir('rotor-nginx-');
     // mkdtemp creates the folder with mode 700; workers started by root run as nobody.
     chmodSync(prefix.path, 0o755);
@@ -114,8 +115,26 @@ describe('nginx.conf in front of Rotor', { skip }, () => {
     assert.equal(await health.text(), '{}');
   });
 
-  // The WebSocket transport is not written yet; this test is the place for it.
-  test.todo('centrifuge client connects through nginx over WebSocket and receives a publication');
+  test('centrifuge client through nginx gets publications', async () => {
+    assert.ok(proxy, 'nginx did not start');
+    const client = createClient(base);
+    try {
+      const connected = await client.connect();
+      assert.equal(connected.transport, 'websocket');
+      const subscription = client.centrifuge.newSubscription('through-nginx');
+      const subscribed = nextEvent(subscription, 'subscribed');
+      subscription.subscribe();
+      await subscribed;
+      const received = nextEvent(subscription, 'publication');
+      const reply = await rotor.api('publish', { channel: 'through-nginx', data: { via: 'nginx' } });
+      assert.equal(reply.error, undefined);
+      const publication = await received;
+      assert.deepEqual(publication.data, { via: 'nginx' });
+      assert.equal(rotor.server.node.hub.numClients, 1);
+    } finally {
+      client.close();
+    }
+  });
 });
 
 /** An ab 2.3 report of 1,000 requests that all returned 404, with a length change too. */
