@@ -35,6 +35,8 @@ export interface SessionContext {
 type State = 'connecting' | 'connected' | 'rejected' | 'closed';
 
 const NEWLINE = Buffer.from('\n');
+/** The client's answer to a ping: an empty command. */
+const PONG = '{}';
 
 /**
  * One client connection: the protocol state machine of the v2 client protocol, its
@@ -82,6 +84,11 @@ export class Session {
   /** Handles one incoming transport message of newline-delimited JSON commands. */
   receive(text: string): void {
     if (this.state === 'closed' || this.state === 'rejected') return;
+    // The pong is most of what an idle connection sends; it needs no JSON parser.
+    if (text === PONG && this.state === 'connected' && this.inbox === undefined) {
+      this.pong();
+      return;
+    }
     let commands: ClientCommand[];
     try {
       commands = decodeCommands(text);
