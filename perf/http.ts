@@ -25,6 +25,7 @@ import { checkAbResult, runAb, type AbResult } from './lib/http-ab.js';
 import { prepareNginxPrefix, REPO_ROOT, startNginx, testNginxConfig } from './lib/http-nginx.js';
 import { findTool, freePort, INSTALL_HINT, isPortFree, stopAllChildren } from './lib/http-process.js';
 import { ensureBuilt, startRotor } from './lib/http-rotor.js';
+import { sampleTree } from './lib/pubsub-system.js';
 
 /** Rotor's status page rate, direct, as a share of nginx's static file rate. */
 const TARGET_DYNAMIC_DIRECT = 0.6;
@@ -105,7 +106,16 @@ interface RunRecord {
   readonly ratios: number[];
   /** Requests counted per X-Cache-Status value in nginx's access log, for runs through the cache. */
   readonly cacheStatuses: Map<string, number>;
+  /**
+   * Server CPU time per request in microseconds, one per round: the serving process tree,
+   * plus Rotor's for runs through the nginx cache, whose misses Rotor renders. Unlike the
+   * rate, it does not depend on how much CPU ab takes from the two cores.
+   */
+  readonly cpuPerRequest: number[];
 }
+
+/** Root process IDs of the servers, for CPU accounting. */
+type ServerPids = Record<Server, number>;
 
 /** A failed check: the benchmark would measure something other than what it claims. */
 class CheckFailed extends Error {}
@@ -261,15 +271,20 @@ async function measure(
   bases: Record<Server, string>,
   expected: Map<string, number>,
   accessLog: string,
+  pids: ServerPids,
 ): Promise<RunRecord[]> {
-  const records: RunRecord[] = RUNS.map((spec) => ({ spec, results: [], ratios: [], cacheStatuses: new Map() }));
+  const records: RunRecord[] = RUNS.map((spec) => ({ spec, results: [], ratios: [], cacheStatuses: new Map(), cpuPerRequest: [] }));
   for (let roundIndex = 1; roundIndex <= settings.rounds; roundIndex++) {
     let reference = 0;
     for (const record of records) {
       const { spec } = record;
       const url = bases[spec.server] + spec.path;
       const logStart = logSize(accessLog);
+      const roots = spec.server === 'rotor' ? [pids.rotor] : spec.path === STATUS_PATH ? [pids.nginx, pids.rotor] : [pids.nginx];
+      const cpuBefore = roots.reduce((sum, pid) => sum + sampleTree(pid).cpuSeconds, 0);
       const { result } = await runAb(ab, { url, requests: variant.requests, concurrency: settings.concurrency, keepAlive: variant.keepAlive });
+      const cpuAfter = roots.reduce((sum, pid) => sum + sampleTree(pid).cpuSeconds, 0);
+      record.cpuPerRequest.push(((cpuAfter - cpuBefore) * 1e6) / variant.requests);
       const problems = checkAbResult(result, variant.requests, expected.get(url)!);
       if (problems.length > 0) throw new CheckFailed(`${variant.name}, run ${spec.number} (${url}), round ${roundIndex}: ${problems.join('; ')}`);
       if (spec.number === 1) reference = result.requestsPerSecond;
@@ -300,9 +315,9 @@ function printTable(variant: Variant, settings: Settings, records: readonly RunR
   log('');
   log(`### ${variant.name}: ab -n ${variant.requests} -c ${settings.concurrency}${variant.keepAlive ? ' -k' : ''}, median of ${settings.rounds} rounds`);
   log('');
-  log('| # | Run | Прогон | Document path | Document length, bytes | Complete | Failed | Non-2xx | Requests/s | Ratio to run 1 | Time per request, ms | Transfer rate, KB/s | Longest request, ms | Cache |');
-  log('|---|-----|--------|---------------|-----------------------:|---------:|-------:|--------:|-----------:|---------------:|---------------------:|--------------------:|--------------------:|-------|');
-  for (const { spec, results, ratios, cacheStatuses } of records) {
+  log('| # | Run | Прогон | Document path | Document length, bytes | Complete | Failed | Non-2xx | Requests/s | Ratio to run 1 | Server CPU µs/request | Time per request, ms | Transfer rate, KB/s | Longest request, ms | Cache |');
+  log('|---|-----|--------|---------------|-----------------------:|---------:|-------:|--------:|-----------:|---------------:|----------------------:|---------------------:|--------------------:|--------------------:|-------|');
+  for (const { spec, results, ratios, cacheStatuses, cpuPerRequest } of records) {
     const first = results[0]!;
     const cells = [
       String(spec.number),
@@ -315,6 +330,7 @@ function printTable(variant: Variant, settings: Settings, records: readonly RunR
       String(results.reduce((sum, result) => sum + result.non2xxResponses, 0)),
       String(round(median(results.map((result) => result.requestsPerSecond)))),
       round(median(ratios), 2).toFixed(2),
+      round(median(cpuPerRequest), 1).toFixed(1),
       round(median(results.map((result) => result.meanRequestMs)), 3).toFixed(3),
       String(round(median(results.map((result) => result.transferRateKBps)))),
       String(Math.max(...results.map((result) => result.percentilesMs.get(100) ?? 0))),
@@ -362,8 +378,9 @@ async function main(): Promise<void> {
     const configTest = testNginxConfig(tools.nginx, runDir);
     if (!configTest.ok) throw new CheckFailed(`nginx -t rejected nginx.conf:\n${configTest.output}`);
 
-    await startRotor(ports.rotor);
-    await startNginx(tools.nginx, runDir, ports.nginx);
+    const rotor = await startRotor(ports.rotor);
+    const nginx = await startNginx(tools.nginx, runDir, ports.nginx);
+    const pids: ServerPids = { rotor: rotor.pid, nginx: nginx.pid };
     const bases: Record<Server, string> = { nginx: `http://127.0.0.1:${ports.nginx}`, rotor: `http://127.0.0.1:${ports.rotor}` };
     log(`Rotor on ${bases.rotor}, nginx on ${bases.nginx} (prefix ${runDir})`);
 
@@ -375,7 +392,7 @@ async function main(): Promise<void> {
       { name: 'Keep-alive', keepAlive: true, requests: settings.keepAliveRequests },
     ];
     const tables: Array<[Variant, RunRecord[]]> = [];
-    for (const variant of variants) tables.push([variant, await measure(tools.ab, variant, settings, bases, expected, accessLog)]);
+    for (const variant of variants) tables.push([variant, await measure(tools.ab, variant, settings, bases, expected, accessLog, pids)]);
 
     const host = machine();
     log('');
@@ -391,6 +408,7 @@ async function main(): Promise<void> {
         run: record.spec.number,
         requestsPerSecond: round(median(record.results.map((result) => result.requestsPerSecond))),
         ratio: round(median(record.ratios), 3),
+        serverCpuMicrosecondsPerRequest: round(median(record.cpuPerRequest), 1),
       })),
     }));
     log(JSON.stringify({ script: 'perf/http.ts', settings, machine: host, summary }));
