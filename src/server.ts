@@ -1,8 +1,8 @@
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Scheduler } from './actors/scheduler.js';
 import { ApiHandler } from './api/handler.js';
 import { ChannelResolver } from './config/channels.js';
@@ -27,6 +27,7 @@ export class StartError extends Error {
 }
 
 const MANIFEST = 'rotor.json';
+const LOCK = 'rotor.lock';
 /** How often expired history and presence are deleted; expiry itself is checked on every read. */
 const SWEEP_INTERVAL_MS = 10_000;
 
@@ -43,11 +44,12 @@ function prepareDataDir(config: Config, logger: Logger): { dir: string; shards: 
   const dir = resolve(config.data_dir);
   const manifestPath = join(dir, MANIFEST);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     accessSync(dir, constants.W_OK);
   } catch (err) {
     throw new StartError(dataDirProblem(dir, err as NodeJS.ErrnoException), { cause: err });
   }
+  lockDataDir(dir, logger);
   let manifest: Manifest | undefined;
   try {
     manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
@@ -68,6 +70,79 @@ function prepareDataDir(config: Config, logger: Logger): { dir: string; shards: 
     throw new StartError(dataDirProblem(dir, err as NodeJS.ErrnoException), { cause: err });
   }
   return { dir, shards: config.actor_shards };
+}
+
+/**
+ * Creates a directory and its missing parents one level at a time. mkdirSync with
+ * `recursive` loops forever on paths it cannot create under /proc (Node 20).
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if (!statSync(dir).isDirectory()) throw err;
+      return;
+    }
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
+    makeDirectory(dirname(dir));
+    mkdirSync(dir);
+  }
+}
+
+/**
+ * Takes the data directory for this process: two nodes writing the same SQLite files
+ * would hand out the same offsets. The lock file holds the owner's pid; a lock whose
+ * process is gone (a crash, kill -9) is taken over.
+ */
+function lockDataDir(dir: string, logger: Logger): void {
+  const lockPath = join(dir, LOCK);
+  if (lockedHere.has(dir)) throw new StartError(`data directory ${dir} is in use by another server in this process: set data_dir to another path`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockPath, `${process.pid}\n`, { flag: 'wx' });
+      lockedHere.add(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StartError(dataDirProblem(dir, err as NodeJS.ErrnoException), { cause: err });
+    }
+    const owner = Number.parseInt(readFileSync(lockPath, 'utf8'), 10);
+    if (Number.isInteger(owner) && owner !== process.pid && processExists(owner)) {
+      throw new StartError(`data directory ${dir} is in use by another Rotor process (pid ${owner}): stop it or set data_dir to another path`);
+    }
+    logger.warn({ lock: lockPath, pid: owner }, 'removing a stale data directory lock');
+    rmSync(lockPath, { force: true });
+  }
+  throw new StartError(`cannot lock data directory ${dir}: another process keeps taking ${lockPath}`);
+}
+
+/** Data directories locked by servers of this process; the lock file alone cannot tell them apart. */
+const lockedHere = new Set<string>();
+
+function releaseDataDir(dir: string): void {
+  if (!lockedHere.delete(dir)) return;
+  const lockPath = join(dir, LOCK);
+  try {
+    if (Number.parseInt(readFileSync(lockPath, 'utf8'), 10) === process.pid) rmSync(lockPath, { force: true });
+  } catch {
+    // Already gone: nothing to release.
+  }
+}
+
+// A process that exits without close() (an uncaught error) still frees its directories.
+process.on('exit', () => {
+  for (const dir of [...lockedHere]) releaseDataDir(dir);
+});
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Describes why the data directory cannot be used, with what to do about it. */
@@ -116,7 +191,7 @@ export class RotorServer {
     readonly config: Config,
     private readonly logger: Logger,
     port: number,
-    dataDir: string,
+    private readonly dataDir: string,
     shards: number,
   ) {
     const workers = Math.min(config.actor_workers || defaultWorkers(), shards);
@@ -151,6 +226,7 @@ export class RotorServer {
       await server.listen();
     } catch (err) {
       await server.scheduler.close();
+      if (config.history_storage === 'sqlite') releaseDataDir(dir);
       throw err;
     }
     server.sweepTimer = setInterval(() => {
@@ -222,6 +298,7 @@ export class RotorServer {
     this.websocket.closeAll(Disconnects.shutdown);
     await this.scheduler.close();
     this.wheel.close();
+    if (this.config.history_storage === 'sqlite') releaseDataDir(this.dataDir);
     // Keep-alive connections with a request in progress get their response before they close.
     const timeout = setTimeout(() => this.http.closeAllConnections(), this.config.shutdown_timeout);
     await stopped;
