@@ -17,9 +17,10 @@ const USAGE = `Usage: rotor [command] [flags]
 Commands:
   serve         start the server (the default)
   genconfig     write a new config file with random secrets (-c FILE, default config.json)
-  checkconfig   validate a config file and print its warnings
-  gentoken      print a connection JWT: --user ID [--ttl DURATION, default 168h]
-  version       print the version
+  checkconfig   validate a config file (-c FILE, default config.json) and print its warnings
+  gentoken      print a connection JWT signed with token_hmac_secret_key:
+                [--user ID, default "" (anonymous)] [--ttl DURATION, default 168h]
+  version       print the version (also --version)
 
 Flags:
   -c, --config FILE     JSON config file with Centrifugo option names
@@ -56,7 +57,14 @@ function parseArgs(argv: string[]): ParsedArgs {
       parsed.command = 'help';
       continue;
     }
-    if (!arg.startsWith('-')) throw new ConfigError(`unexpected argument "${arg}"; flags look like --port 9000`);
+    if (arg === '-v' || arg === '--version') {
+      parsed.command = 'version';
+      continue;
+    }
+    if (!arg.startsWith('-')) {
+      const hint = COMMANDS.has(arg) ? `put the command first: rotor ${arg} [flags]` : 'flags look like --port 9000';
+      throw new ConfigError(`unexpected argument "${arg}"; ${hint}`);
+    }
     const body = arg.replace(/^--?/, '');
     const equals = body.indexOf('=');
     const name = equals >= 0 ? body.slice(0, equals) : body;
@@ -92,17 +100,20 @@ async function serve(args: ParsedArgs): Promise<void> {
   const { config, warnings } = load(args);
   const logger = createLogger(config.log_level);
   for (const warning of warnings) logger.warn({ detail: warning }, 'config warning');
-  let server: RotorServer;
-  try {
-    server = await RotorServer.start(config, logger);
-  } catch (err) {
-    if (err instanceof StartError) {
-      logger.fatal({ err: err.cause }, err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+
+  // Signal handlers come first: a signal during start-up must still shut down gracefully.
+  let server: RotorServer | undefined;
+  let stopRequested = false;
   let firstSignalAt = 0;
+  const shutDown = (running: RotorServer): void => {
+    running.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
   const stop = (signal: string): void => {
     if (firstSignalAt !== 0) {
       // GNU timeout and some supervisors send the same signal twice at once (to the
@@ -113,16 +124,22 @@ async function serve(args: ParsedArgs): Promise<void> {
     }
     firstSignalAt = Date.now();
     logger.info({ signal }, 'signal received');
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    if (server === undefined) stopRequested = true;
+    else shutDown(server);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  try {
+    server = await RotorServer.start(config, logger);
+  } catch (err) {
+    if (err instanceof StartError) {
+      logger.fatal(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  if (stopRequested) shutDown(server);
 }
 
 function genconfig(args: ParsedArgs): void {
@@ -142,14 +159,17 @@ function genconfig(args: ParsedArgs): void {
 }
 
 function checkconfig(args: ParsedArgs): void {
-  const { warnings } = load(args);
+  // Like genconfig, checkconfig defaults to ./config.json, so that it never "validates" only the defaults.
+  const { warnings } = load({ ...args, configFile: args.configFile ?? 'config.json' });
   for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
   process.stdout.write('config is valid\n');
 }
 
 async function gentoken(args: ParsedArgs): Promise<void> {
   const { config } = load(args);
-  if (config.token_hmac_secret_key === '') throw new ConfigError('gentoken needs token_hmac_secret_key in the config');
+  if (config.token_hmac_secret_key === '') {
+    throw new ConfigError('gentoken needs token_hmac_secret_key: add it to the config file, or create a config with "rotor genconfig"');
+  }
   const user = args.extra.user ?? '';
   const ttl = parseDuration(args.extra.ttl ?? '168h');
   if (ttl === undefined || ttl <= 0) throw new ConfigError(`invalid value for flag --ttl: expected a duration such as "3600s", got ${JSON.stringify(args.extra.ttl)}`);

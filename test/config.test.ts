@@ -231,6 +231,10 @@ describe('wrong types', () => {
     ['invalid duration text', { history_ttl: '5 minutes' }, 'history_ttl'],
     ['invalid namespace option', { namespaces: [{ name: 'chat', history_size: 'x' }] }, 'namespaces[0].history_size'],
     ['invalid regex', { channel_regex: '([' }, 'channel_regex'],
+    ['numeric text for int', { history_size: '100' }, 'history_size'],
+    ['text for bool', { presence: 'yes' }, 'presence'],
+    ['text for list', { allowed_origins: '*' }, 'allowed_origins'],
+    ['text in namespace', { namespaces: [{ name: 'chat', presence: 'true' }] }, 'namespaces[0].presence'],
   ];
   for (const [name, options, option] of cases) {
     test(`${name} names option`, () => {
@@ -238,6 +242,13 @@ describe('wrong types', () => {
       assert.ok(err.message.includes(`"${option}"`), err.message);
     });
   }
+
+  test('same text from env accepted', () => {
+    const { config } = loadConfig({ env: { ROTOR_HISTORY_SIZE: '100', ROTOR_PRESENCE: 'yes', ROTOR_ALLOWED_ORIGINS: '*' } });
+    assert.equal(config.history_size, 100);
+    assert.equal(config.presence, true);
+    assert.deepEqual(config.allowed_origins, ['*']);
+  });
 
   test('file not JSON rejected', () => {
     const path = join(dir.path, 'broken.json');

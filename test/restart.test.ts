@@ -267,6 +267,33 @@ describe('start-up failures', () => {
     }
   });
 
+  test('shared data_dir exits 1', { timeout: 30_000 }, async () => {
+    const dir = workDir();
+    const config = writeConfig(dir, { ...HISTORY_CONFIG, data_dir: 'data' });
+    const { rotor: first } = await startRotor(dir, ['--config', config, '--port', '0']);
+    const second = new RotorProcess(['--config', config, '--port', '0'], dir);
+    const exit = await second.exited;
+    assert.equal(exit.code, 1, second.output);
+    const fatal = second.logLines.find((line) => line.level === 60);
+    assert.ok(fatal !== undefined, second.output);
+    assert.ok(fatal.msg.includes(join(dir, 'data')), fatal.msg);
+    assert.ok(fatal.msg.includes(`pid ${first.child.pid}`), fatal.msg);
+    assert.deepEqual(await first.stop('SIGTERM'), { code: 0, signal: null });
+  });
+
+  test('signal right after listening is graceful', async () => {
+    const dir = workDir();
+    const config = writeConfig(dir, { ...HISTORY_CONFIG, data_dir: 'data' });
+    // The handlers must be in place when the server announces itself; repeated because
+    // the window before them was narrow.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const { rotor } = await startRotor(dir, ['--config', config, '--port', '0']);
+      const exit = await rotor.stop('SIGTERM');
+      assert.deepEqual(exit, { code: 0, signal: null }, rotor.output);
+      assert.ok(rotor.logLines.some((line) => line.msg === 'shutdown complete'), rotor.output);
+    }
+  });
+
   test('data_dir under a file exits 1', async () => {
     const dir = workDir();
     const file = join(dir, 'file');

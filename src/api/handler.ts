@@ -71,7 +71,9 @@ export class ApiHandler {
     const { api_key: key, api_insecure: insecure } = node.config;
     this.key = key === '' ? undefined : Buffer.from(key);
     if (insecure) logger.warn('server API runs without authentication (api_insecure is on)');
-    else if (this.key === undefined) logger.warn('server API rejects every call with 401: set api_key, or api_insecure for development');
+    else if (this.key === undefined) {
+      logger.warn('server API rejects every call with 401: set api_key in the config file, with --api_key or ROTOR_API_KEY (or api_insecure for development)');
+    }
   }
 
   /** Makes new API calls return 503 while the server shuts down. */
@@ -87,7 +89,7 @@ export class ApiHandler {
       !legacy &&
       (this.node.config.api_error_mode === 'transport' || req.headers['x-centrifugo-error-mode']?.toString().toLowerCase() === 'transport');
     if (req.method !== 'POST') {
-      sendError(res, 405, Errors.badRequest, transportMode, { Allow: 'POST' });
+      sendError(res, 405, { code: Errors.badRequest.code, message: 'method not allowed: use POST' }, transportMode, { Allow: 'POST' });
       return;
     }
     if (!this.authorized(req, query)) {

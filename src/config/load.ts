@@ -75,11 +75,12 @@ function invalid(name: string, spec: OptionSpec, value: unknown, where: string):
 }
 
 /**
- * Converts one raw value to the option's type. JSON values come from the config file;
- * strings come from the environment and the command line, so they are parsed as text.
+ * Converts one raw value to the option's type. Values from the environment and the
+ * command line are text (`textual`) and are parsed; JSON values from the config file must
+ * already have the option's type, so `"history_size": "100"` is an error there.
  */
-function convert(name: string, spec: OptionSpec, value: unknown, where: string): unknown {
-  const fromText = typeof value === 'string' && spec.kind !== 'string' && spec.kind !== 'enum';
+function convert(name: string, spec: OptionSpec, value: unknown, where: string, textual: boolean): unknown {
+  const fromText = textual && typeof value === 'string' && spec.kind !== 'string' && spec.kind !== 'enum';
   switch (spec.kind) {
     case 'bool': {
       if (typeof value === 'boolean') return value;
@@ -108,7 +109,7 @@ function convert(name: string, spec: OptionSpec, value: unknown, where: string):
     case 'strings': {
       if (fromText) {
         const text = (value as string).trim();
-        if (text.startsWith('[')) return convert(name, spec, parseJson(text, name, where), where);
+        if (text.startsWith('[')) return convert(name, spec, parseJson(text, name, where), where, false);
         return text === '' ? [] : text.split(/[\s,]+/).filter(Boolean);
       }
       if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw invalid(name, spec, value, where);
@@ -133,7 +134,9 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ConfigError(`config file ${path} not found: check the path, or create one with "rotor genconfig"`);
+    throw new ConfigError(`cannot read config file ${path}: ${code ?? (err as Error).message}`);
   }
   let parsed: unknown;
   try {
@@ -174,7 +177,7 @@ function resolveNamespaces(raw: unknown, where: string, warnings: string[]): rea
           warnings.push(`unknown option "${path}.${key}" (${where}) is ignored`);
           continue;
         }
-        namespace[key] = convert(`${path}.${key}`, spec, value, where);
+        namespace[key] = convert(`${path}.${key}`, spec, value, where, false);
       }
       return Object.freeze(namespace) as unknown as Namespace;
     }),
@@ -193,7 +196,8 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   for (const [name, spec] of Object.entries(ALL_OPTIONS)) values[name] = spec.default;
   let namespaces: readonly Namespace[] = [];
 
-  const apply = (rawName: string, value: unknown, where: string, strict: boolean): void => {
+  /** `strict` makes an unknown name an error; `textual` marks values that arrive as text. */
+  const apply = (rawName: string, value: unknown, where: string, strict: boolean, textual: boolean): void => {
     if (rawName === 'namespaces') {
       const parsed = typeof value === 'string' ? parseJson(value, 'namespaces', where) : value;
       namespaces = resolveNamespaces(parsed, where, warnings);
@@ -206,24 +210,24 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
       warnings.push(`unknown option "${rawName}" (${where}) is ignored`);
       return;
     }
-    values[name] = convert(rawName, ALL_OPTIONS[name]!, value, where);
+    values[name] = convert(rawName, ALL_OPTIONS[name]!, value, where, textual);
   };
 
   if (sources.file !== undefined) {
-    for (const [name, value] of Object.entries(readConfigFile(sources.file))) apply(name, value, sources.file, false);
+    for (const [name, value] of Object.entries(readConfigFile(sources.file))) apply(name, value, sources.file, false, false);
   }
   for (const [key, value] of Object.entries(sources.env ?? {})) {
     if (!key.startsWith('ROTOR_') || value === undefined) continue;
-    apply(key.slice('ROTOR_'.length).toLowerCase(), value, `environment variable ${key}`, false);
+    apply(key.slice('ROTOR_'.length).toLowerCase(), value, `environment variable ${key}`, false, true);
   }
   for (const [name, value] of Object.entries(sources.flags ?? {})) {
     const spec = optionSpec(name);
     if (value === true && spec !== undefined && spec.kind !== 'bool') {
       throw new ConfigError(`flag --${name} needs a value: expected ${expected(spec)}`);
     }
-    apply(name, value === true ? 'true' : value, `flag --${name}`, true);
+    apply(name, value === true ? 'true' : value, `flag --${name}`, true, true);
   }
-  for (const [name, value] of Object.entries(sources.overrides ?? {})) apply(name, value, 'overrides', true);
+  for (const [name, value] of Object.entries(sources.overrides ?? {})) apply(name, value, 'overrides', true, false);
 
   const config = Object.freeze({ ...values, namespaces }) as Config;
   validate(config);
