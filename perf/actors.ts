@@ -25,7 +25,7 @@ import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import type { StreamPosition } from '../src/storage/history-store.js';
 import { SQLITE_SCHEMA } from '../src/storage/sqlite.js';
-import { machine, median, positiveInt, round, tempDir, threadCpuTimes } from './common.js';
+import { machine, median, positiveInt, printUsageOnHelp, round, tempDir, threadCpuTimes } from './common.js';
 
 /** Persisted publications per second the pool must reach with batching on, across many channels. */
 const TARGET_BATCHED = 200_000;
@@ -100,6 +100,7 @@ function cpuPerPublication(
 }
 
 function readSettings(): Settings {
+  printUsageOnHelp(import.meta.url);
   const { values } = parseArgs({
     options: {
       duration: { type: 'string' },

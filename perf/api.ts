@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { machine, median, positiveInt, processCpuMs, round, tempDir, threadCpuTimes } from './common.js';
+import { machine, median, positiveInt, printUsageOnHelp, processCpuMs, round, tempDir, threadCpuTimes } from './common.js';
 
 const API_KEY = 'perf-api-key';
 const CHANNEL = 'bench';
@@ -67,6 +67,7 @@ interface ServerProcess {
 }
 
 function readSettings(): Settings {
+  printUsageOnHelp(import.meta.url);
   const { values } = parseArgs({
     options: {
       duration: { type: 'string' },

@@ -75,3 +75,15 @@ export function processCpuMs(pid: number): number | undefined {
   const path = `/proc/${pid}/stat`;
   return existsSync(path) ? readStatCpuMs(path) : undefined;
 }
+
+/**
+ * Prints the header comment of a benchmark script (its description and usage) and exits
+ * when the command line asks for help with --help or -h.
+ */
+export function printUsageOnHelp(scriptUrl: string): void {
+  if (!process.argv.includes('--help') && !process.argv.includes('-h')) return;
+  const source = readFileSync(new URL(scriptUrl), 'utf8');
+  const header = /\/\*\*([\s\S]*?)\*\//.exec(source)?.[1] ?? ' * No description.';
+  process.stdout.write(header.replace(/^\s*\* ?/gm, '').trim() + '\n');
+  process.exit(0);
+}

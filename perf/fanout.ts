@@ -18,7 +18,7 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { machine, positiveInt } from './common.js';
+import { machine, positiveInt, printUsageOnHelp } from './common.js';
 import { PERF_DIR, REPO_DIR, buildChildScripts, createRunFolder, type ChildScripts } from './lib/pubsub-build.js';
 import { NOISY_CORES, describeRate, measureFanout, measureLatencyAtRates, summarizeFanout, type FanoutRound, type FanoutSettings, type FanoutSummary } from './lib/pubsub-fanout.js';
 import { connectSubscribers, measureMaxRate, withRig } from './lib/pubsub-measure.js';
@@ -38,6 +38,7 @@ interface Settings extends FanoutSettings {
 }
 
 function parseSettings(): Settings {
+  printUsageOnHelp(import.meta.url);
   const { values } = parseArgs({
     options: {
       connections: { type: 'string' },

@@ -20,7 +20,7 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STATUS_MARKER } from '../src/web/status.js';
-import { machine, median, positiveInt, round } from './common.js';
+import { machine, median, positiveInt, printUsageOnHelp, round } from './common.js';
 import { checkAbResult, runAb, type AbResult } from './lib/http-ab.js';
 import { prepareNginxPrefix, REPO_ROOT, startNginx, testNginxConfig } from './lib/http-nginx.js';
 import { findTool, freePort, INSTALL_HINT, isPortFree, stopAllChildren } from './lib/http-process.js';
@@ -123,6 +123,7 @@ class CheckFailed extends Error {}
 const log = (line: string): void => console.log(line);
 
 function readSettings(): Settings {
+  printUsageOnHelp(import.meta.url);
   const { values } = parseArgs({
     options: {
       rounds: { type: 'string' },

@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { machine, positiveInt } from './common.js';
+import { machine, positiveInt, printUsageOnHelp } from './common.js';
 import { PERF_DIR, buildChildScripts, createRunFolder } from './lib/pubsub-build.js';
 import { measureIdle, withRig, type IdleResult, type IdleSettings } from './lib/pubsub-measure.js';
 import { formatBytes, formatNumber, formatRatio, markdownTable, ratio, writeSection } from './lib/pubsub-report.js';
@@ -26,6 +26,7 @@ import { checkOpenFileLimit, removeFolderAtExit, runBenchmark } from './lib/pubs
 const TARGET_BYTES_PER_CONNECTION = 8 * 1024;
 
 function parseSettings(): IdleSettings {
+  printUsageOnHelp(import.meta.url);
   const { values } = parseArgs({ options: { connections: { type: 'string' }, idle: { type: 'string' }, settle: { type: 'string' } } });
   const connections = positiveInt('connections', values.connections, 10_000);
   return {

@@ -23,7 +23,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { machine, positiveInt } from './common.js';
+import { machine, positiveInt, printUsageOnHelp } from './common.js';
 import { PERF_DIR, buildChildScripts, createRunFolder, type ChildScripts } from './lib/pubsub-build.js';
 import { NOISY_CORES, measureFanout, measureLatencyAtRates, summarizeFanout, type FanoutSettings, type FanoutSummary, type LatencyFigures } from './lib/pubsub-fanout.js';
 import { measureIdle, measureRecovery, withRig, type IdleResult, type RecoveryMeasurement } from './lib/pubsub-measure.js';
@@ -60,6 +60,7 @@ interface PeerResults {
 }
 
 function parseSettings(): Settings {
+  printUsageOnHelp(import.meta.url);
   const { values } = parseArgs({
     options: {
       connections: { type: 'string' },
