@@ -43,9 +43,15 @@ export function ensureBuilt(log: (line: string) => void): boolean {
 export async function startRotor(port: number): Promise<Child> {
   const args = [CLI, '--port', String(port), '--address', '127.0.0.1', '--log_level', 'warn', '--history_storage', 'memory', '--name', 'perf-http'];
   const child = await startChild('rotor', process.execPath, args, { cwd: REPO_ROOT });
+  await waitForHealth(child, '127.0.0.1', port);
+  return child;
+}
+
+/** Waits until a Rotor child answers GET /health with 200; stops it and throws after 20 s. */
+export async function waitForHealth(child: Child, host: string, port: number): Promise<void> {
   const healthy = async (): Promise<boolean> => {
     try {
-      const response = await fetch(`http://127.0.0.1:${port}/health`);
+      const response = await fetch(`http://${host}:${port}/health`);
       await response.arrayBuffer();
       return response.status === 200;
     } catch {
@@ -58,5 +64,4 @@ export async function startRotor(port: number): Promise<Child> {
     await child.stop();
     throw err;
   }
-  return child;
 }

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { tempDir } from '../common.js';
 import { canConnect, findTool, freePort, startChild, waitUntil, type Child } from './http-process.js';
-import { ensureBuilt } from './http-rotor.js';
+import { ensureBuilt, waitForHealth } from './http-rotor.js';
 import { REPO_DIR, type ChildScripts } from './pubsub-build.js';
 import { CHANNEL, type ServerKind, type Target } from './pubsub-protocols.js';
 import { openFileLimits, trackChild } from './pubsub-system.js';
@@ -95,19 +95,9 @@ export async function startRotor(options: RotorOptions = {}): Promise<ServerUnde
     ...settings,
   ];
   const child = await startChild('rotor', process.execPath, args, { cwd: REPO_DIR });
-  const healthy = async (): Promise<boolean> => {
-    try {
-      const response = await fetch(`http://${LOOPBACK}:${port}/health`);
-      await response.arrayBuffer();
-      return response.status === 200;
-    } catch {
-      return false;
-    }
-  };
   try {
-    await waitUntil(`Rotor to answer GET /health on port ${port}`, healthy, 20_000, child);
+    await waitForHealth(child, LOOPBACK, port);
   } catch (err) {
-    await child.stop();
     data.remove();
     throw err;
   }
