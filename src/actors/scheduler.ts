@@ -80,7 +80,7 @@ export class Scheduler {
       // Workers run timers and I/O between tasks only with atomics off.
       atomics: 'disabled',
       workerData: options.workerData,
-      // A batch keeps thousands of commands alive until it is answered; a young
+      // A batch keeps thousands of commands alive until its reply arrives. A young
       // generation of V8's default size promotes them and spends the time in the old one.
       resourceLimits: { maxYoungGenerationSizeMb: 64 },
       loadBalancer: (task, workers) => {

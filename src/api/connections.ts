@@ -1,6 +1,6 @@
 /**
  * Server API methods that act on live connections: subscribe, unsubscribe, disconnect
- * and refresh. They find the user's connections on this node and answer `{}`.
+ * and refresh. They find the user's connections on this node and return `{}`.
  */
 import type { RotorNode } from '../node.js';
 import { Disconnects, Errors, RotorError } from '../protocol/codes.js';

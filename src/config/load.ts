@@ -187,7 +187,7 @@ function resolveNamespaces(raw: unknown, where: string, warnings: string[]): rea
 /**
  * Resolves the configuration from defaults, the config file, `ROTOR_<OPTION>` environment
  * variables, command-line flags and overrides, later sources winning. Unknown options are
- * warnings so that newer Centrifugo configs still start; a wrong type or value throws a
+ * warnings, so that newer Centrifugo configs still start. A wrong type or value throws a
  * ConfigError naming the option and the expected value. The result is frozen.
  */
 export function loadConfig(sources: ConfigSources = {}): LoadedConfig {

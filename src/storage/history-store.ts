@@ -4,7 +4,7 @@
  * locking; every method is synchronous.
  */
 
-/** Who published a message, or who is present in a channel. JSON fields hold raw JSON text. */
+/** Identity of a publisher or of a client present in a channel. JSON fields contain raw JSON text. */
 export interface ClientInfo {
   readonly user: string;
   readonly client: string;
@@ -28,7 +28,7 @@ export interface StreamPosition {
   readonly epoch: string;
 }
 
-/** How one channel keeps history, from its namespace options. All durations in milliseconds. */
+/** History settings of one channel, from its namespace options. All durations in milliseconds. */
 export interface StreamPolicy {
   /** Publications kept; older ones are trimmed. */
   readonly size: number;

@@ -8,7 +8,7 @@ interface MemoryStream {
   rows: Publication[];
 }
 
-/** How a stream looked before the running batch touched it. */
+/** Undo record: a stream as it was before the running batch touched it. */
 interface JournalEntry {
   /** The stream did not exist before the batch. */
   readonly created: boolean;

@@ -69,7 +69,7 @@ export function historyRange(stream: StreamPosition & { floor: number }, query: 
 /**
  * The stream semantics of HistoryStore over a small set of storage primitives, shared by
  * the SQLite and memory stores. Stream metadata is cached in memory, so a publish costs
- * one row write; changes made inside `batch` are undone in the cache if the batch fails.
+ * one row write. Changes made inside `batch` are undone in the cache if the batch fails.
  */
 export abstract class StreamStore implements HistoryStore {
   private readonly streams = new Map<string, StreamState | null>();

@@ -40,7 +40,7 @@ export class Hub<Client extends HubClient = HubClient> {
     return this.clients.get(id);
   }
 
-  /** The connections of a user on this node. */
+  /** Returns the connections of a user on this node. */
   userClients(user: string): ReadonlySet<Client> {
     return this.users.get(user) ?? new Set();
   }

@@ -35,7 +35,7 @@ export interface SessionContext {
 type State = 'connecting' | 'connected' | 'rejected' | 'closed';
 
 const NEWLINE = Buffer.from('\n');
-/** The client's answer to a ping: an empty command. */
+/** The client's response to a ping: an empty command. */
 const PONG = '{}';
 
 /**
@@ -102,7 +102,7 @@ export class Session {
 
   /**
    * Runs commands in order. Synchronous ones (pongs, unsubscribes) run at once without a
-   * promise; an asynchronous one holds the rest in the inbox until it settles.
+   * promise. After an asynchronous one, the rest wait in the inbox until it settles.
    */
   private run(commands: ClientCommand[]): void {
     for (let i = 0; i < commands.length; i++) {
@@ -128,7 +128,7 @@ export class Session {
     }
   }
 
-  /** Cleans up after the transport closed, whoever closed it. */
+  /** Cleans up after the transport closed, by either side. */
   closed(): void {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';

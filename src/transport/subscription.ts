@@ -2,7 +2,7 @@ import type { ChannelName } from '../config/channels.js';
 import type { ClientInfo, Publication } from '../storage/history-store.js';
 import type { WheelTimer } from './timer-wheel.js';
 
-/** What a subscription does besides receiving publications, decided at subscribe time. */
+/** Options of a subscription beyond receiving publications, decided at subscribe time. */
 export interface SubscriptionFlags {
   /** The client receives join and leave pushes of the channel. */
   readonly pushJoinLeave: boolean;

@@ -86,9 +86,9 @@ export function renderStatusPage(node: RotorNode): string {
 }
 
 /**
- * How long process readings are reused. Together they cost several system calls
+ * Age at which process readings are taken again. Together they cost several system calls
  * (/proc reads, getrusage), about as much as rendering the rest of the page, and they
- * change little within 100 ms; the client and channel counters stay live.
+ * change little within 100 ms. The client and channel counters stay live.
  */
 const PROCESS_SAMPLE_MS = 100;
 
