@@ -47,7 +47,7 @@ export async function startRotor(port: number): Promise<Child> {
   return child;
 }
 
-/** Waits until a Rotor child answers GET /health with 200; stops it and throws after 20 s. */
+/** Waits until a Rotor child returns 200 for GET /health; stops it and throws after 20 s. */
 export async function waitForHealth(child: Child, host: string, port: number): Promise<void> {
   const healthy = async (): Promise<boolean> => {
     try {

@@ -26,7 +26,8 @@ function readBody(req: IncomingMessage, limit: number, done: (err: Error | undef
   const finish = (err: Error | undefined): void => {
     if (finished) return;
     finished = true;
-    done(err, err === undefined ? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)) : Buffer.alloc(0));
+    if (err !== undefined) done(err, Buffer.alloc(0));
+    else done(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
   };
   req.on('data', (chunk: Buffer) => {
     size += chunk.length;

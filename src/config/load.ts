@@ -99,7 +99,9 @@ function convert(name: string, spec: OptionSpec, value: unknown, where: string, 
     }
     case 'duration': {
       // A bare number is ambiguous (Go reads it as nanoseconds, people mean seconds), so only 0 is accepted.
-      const ms = value === 0 ? 0 : typeof value === 'string' ? parseDuration(value) : undefined;
+      let ms: number | undefined;
+      if (value === 0) ms = 0;
+      else if (typeof value === 'string') ms = parseDuration(value);
       if (ms === undefined || ms < (spec.min ?? 0)) throw invalid(name, spec, value, where);
       return ms;
     }

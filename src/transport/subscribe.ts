@@ -78,6 +78,8 @@ function flagsFor(session: Session, name: ChannelName, request: SubscribeRequest
   const { options } = name;
   const history = historyEnabled(options);
   const recoverable = history && (options.force_recovery || (request.recoverable && options.allow_recovery));
+  // NOTE: positioned subscribers get the stream position at subscribe time only; there is
+  // no periodic position check, since one node delivers every publication in offset order.
   const positioned = history && (recoverable || options.force_positioning || (request.positioned && options.allow_positioning));
   const asked = request.joinLeave && options.join_leave && canReadPresence(session.context.config, session, name, true);
   return {

@@ -111,6 +111,8 @@ export class WebSocketEndpoint {
       perMessageDeflate: config.websocket_compression,
       // UTF-8 is checked below, so that invalid text is the protocol's 3501 disconnect.
       skipUTF8Validation: true,
+      // NOTE: only the JSON protocol is served. A client offering only centrifuge-protobuf
+      // gets no subprotocol back, which browsers treat as a failed handshake.
       handleProtocols: (protocols) => (protocols.has('centrifuge-json') ? 'centrifuge-json' : false),
     });
   }
