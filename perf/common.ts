@@ -78,7 +78,7 @@ export function processCpuMs(pid: number): number | undefined {
 
 /**
  * Prints the header comment of a benchmark script (its description and usage) and exits
- * when the command line asks for help with --help or -h.
+ * when the command line has --help or -h.
  */
 export function printUsageOnHelp(scriptUrl: string): void {
   if (!process.argv.includes('--help') && !process.argv.includes('-h')) return;

@@ -281,7 +281,9 @@ async function measure(
       const { spec } = record;
       const url = bases[spec.server] + spec.path;
       const logStart = logSize(accessLog);
-      const roots = spec.server === 'rotor' ? [pids.rotor] : spec.path === STATUS_PATH ? [pids.nginx, pids.rotor] : [pids.nginx];
+      let roots = [pids.nginx];
+      if (spec.server === 'rotor') roots = [pids.rotor];
+      else if (spec.path === STATUS_PATH) roots = [pids.nginx, pids.rotor];
       const cpuBefore = roots.reduce((sum, pid) => sum + sampleTree(pid).cpuSeconds, 0);
       const { result } = await runAb(ab, { url, requests: variant.requests, concurrency: settings.concurrency, keepAlive: variant.keepAlive });
       const cpuAfter = roots.reduce((sum, pid) => sum + sampleTree(pid).cpuSeconds, 0);

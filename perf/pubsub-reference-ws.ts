@@ -7,7 +7,7 @@
  * Routes: WebSocket subscribers at /ws (every client gets every publication), and
  * POST /publish with the publication's JSON data as the body (returns 204).
  * Like most production `ws` servers it pings every client every 25 s and drops those that
- * did not answer the previous ping, the heartbeat from the `ws` README.
+ * did not respond to the previous ping, the heartbeat from the `ws` README.
  *
  * Usage (the perf scripts start it as compiled JavaScript): node pubsub-reference-ws.js --port N
  */

@@ -9,7 +9,7 @@
  * gets the missed packets. Engine.IO pings every 25 s, as Rotor does.
  *
  * Routes: socket.io at /socket.io/ (WebSocket transport only), and POST /publish with the
- * publication's JSON data as the body (answers 204, or 400 for a body that is not JSON).
+ * publication's JSON data as the body (returns 204, or 400 for a body that is not JSON).
  *
  * Usage (the perf scripts start it as compiled JavaScript): node pubsub-socketio-server.js --port N
  */

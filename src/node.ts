@@ -50,12 +50,12 @@ export class RotorNode {
       return Promise.reject(err);
     }
     if (!historyEnabled(resolved.options)) {
-      this.hub.broadcast(channel, { ...publication, offset: 0 }, '');
+      this.hub.broadcast(channel, { ...publication, offset: 0 });
       return Promise.resolve({ offset: 0, epoch: '' });
     }
     const command = { type: 'publish', channel, ...publication, skipHistory: options.skipHistory } as const;
     return this.scheduler.send(command).then((position) => {
-      this.hub.broadcast(channel, { ...publication, offset: position.offset }, position.epoch);
+      this.hub.broadcast(channel, { ...publication, offset: position.offset });
       return position;
     });
   }

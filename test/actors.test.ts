@@ -30,7 +30,7 @@ describe('actor pool through the API', () => {
       read.map((publication) => publication.offset),
       Array.from({ length: 1000 }, (_, i) => i + 1),
     );
-    // Each offset holds the publication that was answered with it.
+    // Each offset contains the publication whose publish returned that offset.
     const byData = new Map(replies.map((reply, i) => [i, reply.result.offset]));
     for (const publication of read) assert.equal(byData.get(publication.data.i), publication.offset);
   });

@@ -1,7 +1,7 @@
 /**
  * The code tables of the Centrifugo client protocol (v2) and the server API.
- * Reply errors keep the connection open; disconnects close it with a code that tells
- * the client whether to reconnect (3000-3499 and 4000-4499 reconnect, 3500-3999 and
+ * Reply errors keep the connection open; disconnects close it with a code that decides
+ * whether the client reconnects (3000-3499 and 4000-4499 reconnect, 3500-3999 and
  * 4500-4999 are terminal).
  */
 

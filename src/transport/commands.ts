@@ -114,12 +114,12 @@ async function connect(session: Session, id: number, params: Params): Promise<vo
 
   const established: Array<[string, Established]> = [];
   for (const name of names) {
-    const wanted = recoveries[name.channel] === undefined ? {} : asParams(recoveries[name.channel], `"subs.${name.channel}"`);
+    const recovery = recoveries[name.channel] === undefined ? {} : asParams(recoveries[name.channel], `"subs.${name.channel}"`);
     const request: SubscribeRequest = {
       channel: name.channel,
-      recover: readBool(wanted, 'recover'),
-      offset: readInt(wanted, 'offset', 0),
-      epoch: readString(wanted, 'epoch'),
+      recover: readBool(recovery, 'recover'),
+      offset: readInt(recovery, 'offset', 0),
+      epoch: readString(recovery, 'epoch'),
       recoverable: false,
       positioned: false,
       joinLeave: false,

@@ -68,7 +68,7 @@ export class Hub<Client extends HubClient = HubClient> {
   }
 
   /** Delivers a publication to the channel's subscribers; those still subscribing buffer it. */
-  broadcast(channel: string, publication: Publication, _epoch: string): void {
+  broadcast(channel: string, publication: Publication): void {
     const subscribers = this.channels.get(channel);
     if (subscribers === undefined) return;
     let message: Buffer | undefined;

@@ -78,12 +78,12 @@ function flagsFor(session: Session, name: ChannelName, request: SubscribeRequest
   const { options } = name;
   const history = historyEnabled(options);
   const recoverable = history && (options.force_recovery || (request.recoverable && options.allow_recovery));
-  // NOTE: positioned subscribers get the stream position at subscribe time only; there is
-  // no periodic position check, since one node delivers every publication in offset order.
+  // NOTE: positioned subscribers get the stream position at subscribe time only. There is
+  // no periodic position check, because one node delivers every publication in offset order.
   const positioned = history && (recoverable || options.force_positioning || (request.positioned && options.allow_positioning));
-  const asked = request.joinLeave && options.join_leave && canReadPresence(session.context.config, session, name, true);
+  const requestedJoinLeave = request.joinLeave && options.join_leave && canReadPresence(session.context.config, session, name, true);
   return {
-    pushJoinLeave: options.force_push_join_leave || asked,
+    pushJoinLeave: options.force_push_join_leave || requestedJoinLeave,
     emitJoinLeave: options.join_leave,
     presence: options.presence,
     recoverable,
